@@ -1,0 +1,61 @@
+//! The catalog: the data dictionary, the warehouse of Delta tables, and their
+//! registration in a DataFusion `SessionContext`.
+//!
+//! Owns every write to the warehouse: generators and ingest hand it Arrow
+//! batches and it commits them, one Delta commit per write. It must not
+//! compute indicators or know about HTTP.
+
+mod dictionary;
+mod reference;
+mod warehouse;
+
+pub use dictionary::{
+    reference_csv, ColumnSpec, ColumnType, DatasetKind, DatasetSpec, Dictionary, SurveyDesign,
+    YEAR_COLUMN,
+};
+pub use reference::load_reference_table;
+pub use warehouse::{TableStatus, Warehouse, WriteMode, WAREHOUSE_MARKER};
+
+/// Everything that can go wrong in the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A dictionary file is malformed or inconsistent.
+    #[error("data dictionary {file}: {reason}")]
+    Dictionary { file: String, reason: String },
+    /// A name that is not a dataset of the dictionary.
+    #[error("unknown dataset `{name}`; the datasets are: {known}")]
+    UnknownDataset { name: String, known: String },
+    /// A committed reference CSV does not fit its dictionary entry.
+    #[error("reference table {file}: {reason}")]
+    Reference { file: String, reason: String },
+    /// The data directory exists but is not an Osservatorio warehouse.
+    #[error("{path} is not an Osservatorio warehouse (it has other files and no {marker}); choose an empty or new directory with --data-dir")]
+    ForeignDataDir { path: String, marker: &'static str },
+    /// The data directory does not exist and may not be created implicitly.
+    #[error("data directory {path} does not exist; create it with `osservatorio generate --data-dir {path}`")]
+    MissingDataDir { path: String },
+    /// Batches handed to the writer do not match the dictionary.
+    #[error("cannot write `{dataset}`: {reason}")]
+    SchemaMismatch { dataset: String, reason: String },
+    /// The Delta log or its files could not be read or written.
+    #[error("Delta table `{dataset}`: {source}")]
+    Delta {
+        dataset: String,
+        #[source]
+        source: deltalake::DeltaTableError,
+    },
+    /// Registering a table with DataFusion failed.
+    #[error("registering `{dataset}` with the query engine: {source}")]
+    Register {
+        dataset: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    /// A filesystem error outside the Delta log.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,303 @@
+//! The warehouse: one Delta Lake table per dataset under the data directory.
+//!
+//! Owns opening, writing (one atomic Delta commit per write), describing and
+//! registering the tables. Nothing else in the crate writes files under the
+//! data directory. It must not interpret the rows it stores.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use super::{CatalogError, DatasetSpec, Dictionary};
+
+/// File that marks a directory as an Osservatorio warehouse, so that a
+/// mistyped `--data-dir` never turns someone's home directory into one.
+pub const WAREHOUSE_MARKER: &str = "osservatorio-warehouse.toml";
+
+/// How a write combines with what the table already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The batches become the whole table.
+    Replace,
+    /// The batches are added to the table.
+    Append,
+}
+
+/// What `osservatorio datasets` shows for one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStatus {
+    pub name: String,
+    /// Current Delta version, `None` if the table has never been written.
+    pub version: Option<u64>,
+    pub rows: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// The data directory and the dictionary that describes its tables.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: PathBuf,
+    dictionary: Arc<Dictionary>,
+}
+
+impl Warehouse {
+    /// Opens an existing warehouse for reading.
+    pub fn open(root: &Path, dictionary: Arc<Dictionary>) -> Result<Self, CatalogError> {
+        if !root.is_dir() {
+            return Err(CatalogError::MissingDataDir {
+                path: root.display().to_string(),
+            });
+        }
+        let warehouse = Self::at(root, dictionary)?;
+        warehouse.check_not_foreign()?;
+        Ok(warehouse)
+    }
+
+    /// Opens a warehouse for writing, creating the directory if needed.
+    pub fn create(root: &Path, dictionary: Arc<Dictionary>) -> Result<Self, CatalogError> {
+        std::fs::create_dir_all(root).map_err(|source| CatalogError::Io {
+            path: root.display().to_string(),
+            source,
+        })?;
+        let warehouse = Self::at(root, dictionary)?;
+        warehouse.check_not_foreign()?;
+        let marker = warehouse.root.join(WAREHOUSE_MARKER);
+        if !marker.exists() {
+            std::fs::write(
+                &marker,
+                "# Osservatorio warehouse: one Delta table per dataset.\nformat = 1\n",
+            )
+            .map_err(|source| CatalogError::Io {
+                path: marker.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(warehouse)
+    }
+
+    fn at(root: &Path, dictionary: Arc<Dictionary>) -> Result<Self, CatalogError> {
+        let root = std::path::absolute(root).map_err(|source| CatalogError::Io {
+            path: root.display().to_string(),
+            source,
+        })?;
+        Ok(Self { root, dictionary })
+    }
+
+    fn check_not_foreign(&self) -> Result<(), CatalogError> {
+        if self.root.join(WAREHOUSE_MARKER).exists() {
+            return Ok(());
+        }
+        let mut entries = std::fs::read_dir(&self.root).map_err(|source| CatalogError::Io {
+            path: self.root.display().to_string(),
+            source,
+        })?;
+        if entries.next().is_some() {
+            return Err(CatalogError::ForeignDataDir {
+                path: self.root.display().to_string(),
+                marker: WAREHOUSE_MARKER,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dictionary(&self) -> &Dictionary {
+        &self.dictionary
+    }
+
+    /// True when no dataset has been written yet.
+    pub async fn is_empty(&self) -> Result<bool, CatalogError> {
+        for spec in self.dictionary.datasets() {
+            if self.table(&spec.name).await?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn table_url(&self, name: &str) -> Result<Url, CatalogError> {
+        let dir = self.root.join(name);
+        Url::from_directory_path(&dir).map_err(|()| CatalogError::Io {
+            path: dir.display().to_string(),
+            source: std::io::Error::other("not an absolute path"),
+        })
+    }
+
+    async fn load(&self, name: &str) -> Result<DeltaTable, CatalogError> {
+        let url = self.table_url(name)?;
+        DeltaTable::try_from_url(url)
+            .await
+            .map_err(|source| CatalogError::Delta {
+                dataset: name.to_string(),
+                source,
+            })
+    }
+
+    /// The dataset's Delta table at its latest version, `None` if never written.
+    pub async fn table(&self, name: &str) -> Result<Option<DeltaTable>, CatalogError> {
+        self.dictionary.require(name)?;
+        if !self.root.join(name).join("_delta_log").is_dir() {
+            return Ok(None);
+        }
+        let table = self.load(name).await?;
+        Ok(table.version().is_some().then_some(table))
+    }
+
+    /// Writes `batches` to the dataset's table as one Delta commit and returns
+    /// the new version. The batches must have exactly the dictionary's schema;
+    /// on any error the table stays at its previous version.
+    pub async fn write(
+        &self,
+        name: &str,
+        batches: Vec<RecordBatch>,
+        mode: WriteMode,
+    ) -> Result<u64, CatalogError> {
+        let spec = self.dictionary.require(name)?;
+        check_batches(spec, &batches)?;
+        std::fs::create_dir_all(self.root.join(name)).map_err(|source| CatalogError::Io {
+            path: self.root.join(name).display().to_string(),
+            source,
+        })?;
+        let delta_err = |source: DeltaTableError| CatalogError::Delta {
+            dataset: name.to_string(),
+            source,
+        };
+        let table = match self.table(name).await? {
+            Some(table) => table,
+            // A table not yet written: build the handle without reading a log
+            // that does not exist; the first write creates it in the same commit.
+            None => DeltaTableBuilder::from_url(self.table_url(name)?)
+                .and_then(|builder| builder.build())
+                .map_err(delta_err)?,
+        };
+        let save_mode = match mode {
+            WriteMode::Replace => SaveMode::Overwrite,
+            WriteMode::Append => SaveMode::Append,
+        };
+        let written = table
+            .write(batches)
+            .with_save_mode(save_mode)
+            .with_partition_columns(spec.partition_columns())
+            .with_writer_properties(writer_properties())
+            .with_table_name(&spec.name)
+            .with_description(&spec.description)
+            .await
+            .map_err(delta_err)?;
+        Ok(written.version().unwrap_or_default())
+    }
+
+    /// Version, rows, files and bytes of every dataset, in dictionary order.
+    pub async fn status(&self) -> Result<Vec<TableStatus>, CatalogError> {
+        let mut out = Vec::new();
+        for spec in self.dictionary.datasets() {
+            let mut status = TableStatus {
+                name: spec.name.clone(),
+                version: None,
+                rows: 0,
+                files: 0,
+                bytes: 0,
+            };
+            if let Some(table) = self.table(&spec.name).await? {
+                status.version = table.version();
+                let snapshot = table.snapshot().map_err(|source| CatalogError::Delta {
+                    dataset: spec.name.clone(),
+                    source,
+                })?;
+                for file in snapshot.log_data().iter() {
+                    status.files += 1;
+                    status.bytes += file.size().max(0) as u64;
+                    status.rows += file.num_records().unwrap_or_default() as u64;
+                }
+            }
+            out.push(status);
+        }
+        Ok(out)
+    }
+
+    /// Registers every dataset under its name. A dataset never written is
+    /// registered as an empty table with its dictionary schema, so queries
+    /// name the same tables whatever has been loaded so far.
+    pub async fn register_all(&self, ctx: &SessionContext) -> Result<(), CatalogError> {
+        for spec in self.dictionary.datasets() {
+            let register_err = |source| CatalogError::Register {
+                dataset: spec.name.clone(),
+                source,
+            };
+            let provider: Arc<dyn datafusion::catalog::TableProvider> =
+                match self.table(&spec.name).await? {
+                    Some(table) => {
+                        table
+                            .update_datafusion_session(&ctx.state())
+                            .map_err(|source| CatalogError::Delta {
+                                dataset: spec.name.clone(),
+                                source,
+                            })?;
+                        table.table_provider().await.map_err(register_err)?
+                    }
+                    None => Arc::new(
+                        MemTable::try_new(spec.arrow_schema(), vec![vec![]])
+                            .map_err(register_err)?,
+                    ),
+                };
+            ctx.register_table(spec.name.as_str(), provider)
+                .map_err(register_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parquet settings for every file the warehouse writes: zstd, and page-level
+/// statistics so the query engine can skip row groups and pages.
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid zstd level"),
+        ))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(512 * 1024))
+        .build()
+}
+
+fn check_batches(spec: &DatasetSpec, batches: &[RecordBatch]) -> Result<(), CatalogError> {
+    let expected = spec.arrow_schema();
+    for batch in batches {
+        let found = batch.schema();
+        if found.fields() != expected.fields() {
+            let describe = |s: &arrow::datatypes::Schema| {
+                s.fields()
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{}:{}{}",
+                            f.name(),
+                            f.data_type(),
+                            if f.is_nullable() { "?" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(CatalogError::SchemaMismatch {
+                dataset: spec.name.clone(),
+                reason: format!(
+                    "batch schema [{}] differs from the dictionary's [{}]",
+                    describe(&found),
+                    describe(&expected)
+                ),
+            });
+        }
+    }
+    Ok(())
+}

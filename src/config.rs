@@ -1,0 +1,193 @@
+//! One validated [`Config`], resolved once at start-up from flags, the
+//! environment and an optional TOML file, in that order of precedence.
+//!
+//! Owns parsing and validation of settings. It must not be re-read later or
+//! kept in a global: the binary builds it and passes it down.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::query::QueryLimits;
+
+/// The data directory used when none is given.
+pub const DEFAULT_DATA_DIR: &str = "data";
+
+/// Settings that come from flags or the environment; `None` defers to the
+/// config file, then to the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub memory_limit: Option<String>,
+    pub query_timeout: Option<String>,
+    pub max_rows: Option<usize>,
+}
+
+/// The config file's keys, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    data_dir: Option<PathBuf>,
+    memory_limit: Option<String>,
+    query_timeout: Option<String>,
+    max_rows: Option<usize>,
+}
+
+/// Problems with settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("memory limit `{0}` is not a size; write e.g. 512MiB, 2GiB or a number of bytes")]
+    BadSize(String),
+    #[error("query timeout `{0}` is not a duration; write e.g. 500ms, 30s or 2m")]
+    BadDuration(String),
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// True when no flag, variable or file chose the data directory; only then
+    /// may a read command fill an empty warehouse with the demo.
+    pub data_dir_is_default: bool,
+    pub limits: QueryLimits,
+}
+
+impl Config {
+    pub fn resolve(overrides: Overrides) -> Result<Self, ConfigError> {
+        let file = match &overrides.config_file {
+            Some(path) => read_file(path)?,
+            None => ConfigFile::default(),
+        };
+        let defaults = QueryLimits::default();
+        let data_dir = overrides.data_dir.or(file.data_dir);
+        let data_dir_is_default = data_dir.is_none();
+        let memory_bytes = match overrides.memory_limit.or(file.memory_limit) {
+            Some(text) => parse_size(&text)?,
+            None => defaults.memory_bytes,
+        };
+        let timeout = match overrides.query_timeout.or(file.query_timeout) {
+            Some(text) => parse_duration(&text)?,
+            None => defaults.timeout,
+        };
+        let max_rows = overrides
+            .max_rows
+            .or(file.max_rows)
+            .unwrap_or(defaults.max_rows);
+        if memory_bytes == 0 {
+            return Err(ConfigError::Zero("the memory limit"));
+        }
+        if timeout.is_zero() {
+            return Err(ConfigError::Zero("the query timeout"));
+        }
+        if max_rows == 0 {
+            return Err(ConfigError::Zero("the row limit"));
+        }
+        Ok(Config {
+            data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir_is_default,
+            limits: QueryLimits {
+                memory_bytes,
+                timeout,
+                max_rows,
+            },
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.message().to_string(),
+    })
+}
+
+/// Parses sizes such as `512MiB`, `2GiB`, `1G`, `64k` or a plain byte count.
+pub fn parse_size(text: &str) -> Result<usize, ConfigError> {
+    let bad = || ConfigError::BadSize(text.to_string());
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: usize = number.parse().map_err(|_| bad())?;
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(multiplier).ok_or_else(bad)
+}
+
+/// Parses durations such as `500ms`, `30s`, `2m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::BadDuration(text.to_string());
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(number)),
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" | "min" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("osservatorio-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("osservatorio.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/wh\"\nmax_rows = 10\nquery_timeout = \"5s\"\n",
+        )
+        .unwrap();
+        let config = Config::resolve(Overrides {
+            config_file: Some(file),
+            max_rows: Some(20),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/srv/wh"));
+        assert!(!config.data_dir_is_default);
+        assert_eq!(config.limits.max_rows, 20);
+        assert_eq!(config.limits.timeout, Duration::from_secs(5));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,213 @@
+//! The query engine and its gate: every piece of user-supplied SQL, from the
+//! CLI, over HTTP or Flight SQL, is planned, checked and run here.
+//!
+//! Owns the DataFusion session over the warehouse, the read-only check, and
+//! the memory, time and row limits, plus the output encoders. It must not
+//! know about HTTP or any other transport.
+
+mod output;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+
+use crate::catalog::{CatalogError, Warehouse};
+
+pub use output::{write_batches, OutputError, OutputFormat};
+
+/// Limits applied to every user query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Size of the memory pool shared by the session's operators.
+    pub memory_bytes: usize,
+    /// Wall-clock limit for planning and running one query.
+    pub timeout: Duration,
+    /// Rows returned at most; the rest is cut and the result marked truncated.
+    pub max_rows: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 1 << 30,
+            timeout: Duration::from_secs(60),
+            max_rows: 1_000_000,
+        }
+    }
+}
+
+/// Everything that can go wrong with a user query.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The statement would change something or is not a query.
+    #[error("only read-only queries are allowed: {0}")]
+    NotReadOnly(String),
+    /// DataFusion rejected the SQL (syntax, unknown table or column, types).
+    #[error("{0}")]
+    Invalid(DataFusionError),
+    /// The query needed more memory than the pool allows.
+    #[error("the query needs more than the {limit_mib} MiB memory limit: {source}")]
+    ResourcesExhausted {
+        limit_mib: usize,
+        #[source]
+        source: DataFusionError,
+    },
+    /// The query ran past its time limit and was cancelled.
+    #[error("the query was cancelled after the {0:?} time limit")]
+    Timeout(Duration),
+    /// The query failed while running.
+    #[error("{0}")]
+    Execution(DataFusionError),
+    /// The warehouse could not be opened or registered.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// The result of a query: its batches, cut at the row cap.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// True when rows beyond `max_rows` were dropped.
+    pub truncated: bool,
+}
+
+impl QueryResult {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// A DataFusion session over the warehouse, behind the read-only gate.
+#[derive(Clone)]
+pub struct QueryEngine {
+    ctx: SessionContext,
+    limits: QueryLimits,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    /// A session with every dataset of `warehouse` registered under its name.
+    pub async fn open(warehouse: &Warehouse, limits: QueryLimits) -> Result<Self, QueryError> {
+        let engine = Self::empty(limits)?;
+        warehouse.register_all(&engine.ctx).await?;
+        Ok(engine)
+    }
+
+    /// A session with no tables, with the same limits; used by tests of the gate.
+    pub fn empty(limits: QueryLimits) -> Result<Self, QueryError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
+            .build_arc()
+            .map_err(QueryError::Execution)?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("osservatorio", "public");
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        Ok(Self { ctx, limits })
+    }
+
+    pub fn limits(&self) -> QueryLimits {
+        self.limits
+    }
+
+    /// The session, for library code that registers its own functions.
+    /// User SQL must go through [`QueryEngine::plan`] or [`QueryEngine::run`].
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Plans `sql` and refuses anything but a read-only query. The check is
+    /// made on the plan, not the text, so `COPY`, `INSERT`, DDL and `SET`
+    /// are caught however they are spelled.
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
+        let plan = self
+            .ctx
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map_err(QueryError::Invalid)?;
+        read_only_options()
+            .verify_plan(&plan)
+            .map_err(|e| QueryError::NotReadOnly(strip_context(&e)))?;
+        Ok(plan)
+    }
+
+    /// Runs `sql` through the gate and collects at most `max_rows` rows.
+    pub async fn run(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        let timeout = self.limits.timeout;
+        match tokio::time::timeout(timeout, self.run_unbounded_in_time(sql)).await {
+            Ok(result) => result,
+            // Dropping the future drops the record-batch stream, which cancels
+            // every task the query started.
+            Err(_) => Err(QueryError::Timeout(timeout)),
+        }
+    }
+
+    async fn run_unbounded_in_time(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        let plan = self.plan(sql).await?;
+        let frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(QueryError::Invalid)?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let mut stream = frame.execute_stream().await.map_err(|e| self.classify(e))?;
+        let mut batches = Vec::new();
+        let mut rows = 0usize;
+        let mut truncated = false;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| self.classify(e))?;
+            let room = self.limits.max_rows - rows;
+            if batch.num_rows() > room {
+                batches.push(batch.slice(0, room));
+                truncated = true;
+                break;
+            }
+            rows += batch.num_rows();
+            batches.push(batch);
+        }
+        Ok(QueryResult {
+            schema,
+            batches,
+            truncated,
+        })
+    }
+
+    fn classify(&self, error: DataFusionError) -> QueryError {
+        if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_)) {
+            QueryError::ResourcesExhausted {
+                limit_mib: self.limits.memory_bytes >> 20,
+                source: error,
+            }
+        } else {
+            QueryError::Execution(error)
+        }
+    }
+}
+
+fn read_only_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+fn strip_context(error: &DataFusionError) -> String {
+    error.find_root().to_string()
+}
