@@ -1,0 +1,207 @@
+//! The binary as a user meets it: one-line errors with a non-zero exit, the
+//! output formats, and the demo on a fresh clone.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::province_warehouse;
+
+fn osservatorio(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_osservatorio"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("OSSERVATORIO_DATA_DIR")
+        .env_remove("OSSERVATORIO_CONFIG")
+        .output()
+        .expect("run osservatorio")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_one_line_error(output: &Output, expected: &str) {
+    assert!(!output.status.success(), "should fail: {}", stderr(output));
+    let text = stderr(output);
+    assert_eq!(text.trim_end().lines().count(), 1, "one line: {text}");
+    assert!(
+        text.starts_with("error: ") && text.contains(expected),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error() {
+    let warehouse = province_warehouse().to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    assert_one_line_error(
+        &osservatorio(dir.path(), &["generate", "--scale", "planet"]),
+        "unknown scale `planet`; use province, region or national",
+    );
+    assert_one_line_error(
+        &osservatorio(dir.path(), &["--data-dir", &warehouse, "sql", "SELEC 1"]),
+        "SELEC",
+    );
+    assert_one_line_error(
+        &osservatorio(
+            dir.path(),
+            &["--data-dir", &warehouse, "sql", "SELECT * FROM nosuch"],
+        ),
+        "nosuch",
+    );
+    assert_one_line_error(
+        &osservatorio(
+            dir.path(),
+            &["--data-dir", &warehouse, "sql", "DROP TABLE workers"],
+        ),
+        "only read-only queries are allowed",
+    );
+    assert_one_line_error(
+        &osservatorio(dir.path(), &["--data-dir", "missing", "datasets"]),
+        "does not exist",
+    );
+    assert_one_line_error(
+        &osservatorio(
+            dir.path(),
+            &[
+                "--data-dir",
+                &warehouse,
+                "--memory-limit",
+                "lots",
+                "datasets",
+            ],
+        ),
+        "memory limit `lots`",
+    );
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    assert_one_line_error(
+        &osservatorio(dir.path(), &["--data-dir", ".", "generate"]),
+        "is not an Osservatorio warehouse",
+    );
+    assert!(
+        !dir.path().join("osservatorio-warehouse.toml").exists(),
+        "a foreign directory is left untouched"
+    );
+}
+
+#[test]
+fn sql_writes_the_requested_format() {
+    let warehouse = province_warehouse().to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = osservatorio(
+        dir.path(),
+        &[
+            "--data-dir",
+            &warehouse,
+            "sql",
+            "SELECT count(*) AS n FROM territories WHERE province_code = '019'",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let n = json[0]["n"].as_i64().unwrap();
+    assert!((110..=116).contains(&n), "{json}");
+
+    let out = dir.path().join("contracts.parquet");
+    let output = osservatorio(
+        dir.path(),
+        &[
+            "--data-dir",
+            &warehouse,
+            "sql",
+            "SELECT * FROM contracts WHERE year = 2024",
+            "--format",
+            "parquet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+        std::fs::File::open(&out).unwrap(),
+        8192,
+    )
+    .unwrap();
+    assert!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>() > 1000);
+    assert!(!dir.path().join("contracts.partial").exists());
+
+    let sql_file = dir.path().join("q.sql");
+    std::fs::write(&sql_file, "SELECT name FROM desks ORDER BY desk_id LIMIT 1").unwrap();
+    let output = osservatorio(
+        dir.path(),
+        &[
+            "--data-dir",
+            &warehouse,
+            "sql",
+            "--file",
+            sql_file.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "name\nSportello assistenti familiari – ambito di Cremona\n"
+    );
+
+    let output = osservatorio(
+        dir.path(),
+        &[
+            "--data-dir",
+            &warehouse,
+            "--max-rows",
+            "3",
+            "sql",
+            "SELECT * FROM workers",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().count(),
+        4,
+        "header and three rows"
+    );
+    assert!(stderr(&output).contains("cut at 3 rows"));
+}
+
+#[test]
+fn a_fresh_clone_gets_the_demo_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = osservatorio(dir.path(), &["datasets"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("province-scale demo"),
+        "{}",
+        stderr(&first)
+    );
+    let listing = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        listing.lines().any(|l| l.starts_with("contracts ")),
+        "{listing}"
+    );
+    assert!(dir
+        .path()
+        .join("data")
+        .join("contracts")
+        .join("_delta_log")
+        .is_dir());
+
+    let second = osservatorio(
+        dir.path(),
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM workers",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        !stderr(&second).contains("demo"),
+        "the demo is generated only once"
+    );
+}

@@ -1,0 +1,264 @@
+//! The SQL gate: refusals, limits, the row cap, a join checked against the
+//! Parquet files, and the output encoders.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use arrow::array::{Array, Int32Array, Int64Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use osservatorio::catalog::Warehouse;
+use osservatorio::query::{write_batches, OutputFormat, QueryEngine, QueryError, QueryLimits};
+
+use crate::support::{dictionary, engine, province_warehouse};
+
+#[tokio::test]
+async fn the_gate_refuses_anything_but_reading() {
+    let engine = engine(province_warehouse()).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let copy_target = scratch.path().join("leak.csv");
+    let refused = [
+        "CREATE EXTERNAL TABLE secrets (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'"
+            .to_string(),
+        format!(
+            "COPY (SELECT * FROM workers) TO '{}' STORED AS CSV",
+            copy_target.display()
+        ),
+        format!("COPY workers TO '{}'", copy_target.display()),
+        "INSERT INTO desks VALUES ('D99999', 'x', '019036', 'Cremona', 'family_desk', 'x', 2020)"
+            .to_string(),
+        "DROP TABLE workers".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+        "CREATE TABLE copy AS SELECT * FROM workers".to_string(),
+        "CREATE VIEW v AS SELECT 1".to_string(),
+        "DELETE FROM workers".to_string(),
+        "EXPLAIN COPY workers TO '/tmp/x.csv'".to_string(),
+    ];
+    for sql in &refused {
+        match engine.run(sql).await {
+            Err(QueryError::NotReadOnly(_)) => {}
+            other => panic!("`{sql}` was not refused: {other:?}"),
+        }
+    }
+    assert!(!copy_target.exists(), "COPY wrote a file");
+    let still_there = engine.run("SELECT count(*) FROM workers").await.unwrap();
+    assert_eq!(
+        still_there.num_rows(),
+        1,
+        "the tables are intact after the refusals"
+    );
+    assert!(matches!(
+        engine.run("SELECT 1; DROP TABLE workers").await,
+        Err(QueryError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_memory_limit_fails_an_oversized_query_cleanly() {
+    let limits = QueryLimits {
+        memory_bytes: 2 << 20,
+        ..QueryLimits::default()
+    };
+    let engine = QueryEngine::empty(limits).unwrap();
+    let sql = "SELECT count(*) FROM generate_series(1, 3000000) a JOIN generate_series(1, 3000000) b ON a.value = b.value";
+    match engine.run(sql).await {
+        Err(QueryError::ResourcesExhausted { limit_mib, .. }) => assert_eq!(limit_mib, 2),
+        other => panic!("expected resources exhausted, got {other:?}"),
+    }
+    let fine = engine
+        .run("SELECT count(*) AS n FROM generate_series(1, 1000)")
+        .await
+        .unwrap();
+    assert_eq!(
+        fine.num_rows(),
+        1,
+        "the session still works after the failure"
+    );
+}
+
+#[tokio::test]
+async fn the_timeout_cancels_a_long_query() {
+    let limits = QueryLimits {
+        timeout: Duration::from_millis(300),
+        ..QueryLimits::default()
+    };
+    let engine = QueryEngine::empty(limits).unwrap();
+    let sql = "SELECT count(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
+    match engine.run(sql).await {
+        Err(QueryError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(300)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_row_cap_cuts_and_marks_the_result() {
+    let warehouse = Warehouse::open(province_warehouse(), dictionary()).unwrap();
+    let limits = QueryLimits {
+        max_rows: 5,
+        ..QueryLimits::default()
+    };
+    let engine = QueryEngine::open(&warehouse, limits).await.unwrap();
+    let result = engine.run("SELECT * FROM contracts").await.unwrap();
+    assert_eq!(result.num_rows(), 5);
+    assert!(result.truncated);
+    let small = engine.run("SELECT * FROM desks LIMIT 3").await.unwrap();
+    assert!(!small.truncated);
+}
+
+/// Reads the current Parquet files of a table directly, without the engine.
+async fn read_table_files(name: &str, columns: &[&str]) -> Vec<RecordBatch> {
+    let warehouse = Warehouse::open(province_warehouse(), dictionary()).unwrap();
+    let table = warehouse.table(name).await.unwrap().unwrap();
+    let mut batches = Vec::new();
+    for uri in table.get_file_uris().unwrap() {
+        let path = crate::support::local_file(&uri);
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(path).unwrap(),
+        )
+        .unwrap();
+        let mask = parquet::arrow::ProjectionMask::columns(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        for batch in builder.with_projection(mask).build().unwrap() {
+            batches.push(batch.unwrap());
+        }
+    }
+    batches
+}
+
+fn text<'a>(batch: &'a RecordBatch, name: &str) -> &'a StringArray {
+    batch
+        .column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_join_matches_numbers_computed_from_the_files() {
+    let sql = "SELECT w.citizenship_group, count(*) AS contracts, sum(c.weekly_hours) AS hours \
+               FROM contracts c JOIN workers w USING (worker_id) \
+               WHERE c.start_date >= DATE '2020-01-01' AND c.start_date < DATE '2021-01-01' \
+               GROUP BY w.citizenship_group ORDER BY w.citizenship_group";
+    let result = engine(province_warehouse()).await.run(sql).await.unwrap();
+
+    let mut group_of: HashMap<String, String> = HashMap::new();
+    for batch in read_table_files("workers", &["worker_id", "citizenship_group"]).await {
+        let (ids, groups) = (text(&batch, "worker_id"), text(&batch, "citizenship_group"));
+        for i in 0..batch.num_rows() {
+            group_of.insert(ids.value(i).to_string(), groups.value(i).to_string());
+        }
+    }
+    let (from, to) = (18_262, 18_628); // 2020-01-01 and 2021-01-01 as days since 1970
+    let mut expected: HashMap<String, (i64, i64)> = HashMap::new();
+    for batch in read_table_files("contracts", &["worker_id", "start_date", "weekly_hours"]).await {
+        let ids = text(&batch, "worker_id");
+        let starts = batch
+            .column_by_name("start_date")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::Date32Array>()
+            .unwrap();
+        let hours = batch
+            .column_by_name("weekly_hours")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap();
+        for i in 0..batch.num_rows() {
+            if (from..to).contains(&starts.value(i)) {
+                let entry = expected.entry(group_of[ids.value(i)].clone()).or_default();
+                entry.0 += 1;
+                entry.1 += i64::from(hours.value(i));
+            }
+        }
+    }
+    let mut got: HashMap<String, (i64, i64)> = HashMap::new();
+    for batch in &result.batches {
+        let groups = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .map(|a| {
+                (0..a.len())
+                    .map(|i| a.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .or_else(|| {
+                batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringViewArray>()
+                    .map(|a| (0..a.len()).map(|i| a.value(i).to_string()).collect())
+            })
+            .unwrap();
+        let counts = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let hours = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        for (i, group) in groups.into_iter().enumerate() {
+            got.insert(group, (counts.value(i), hours.value(i)));
+        }
+    }
+    assert_eq!(
+        got.len(),
+        3,
+        "Italian, EU and non-EU workers all have contracts in 2020"
+    );
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn results_encode_in_every_format() {
+    let engine = engine(province_warehouse()).await;
+    let result = engine
+        .run("SELECT desk_id, opened_year FROM desks ORDER BY desk_id LIMIT 2")
+        .await
+        .unwrap();
+    let encode = |format| {
+        let mut bytes = Vec::new();
+        write_batches(format, &result.schema, &result.batches, &mut bytes).unwrap();
+        bytes
+    };
+    let csv = String::from_utf8(encode(OutputFormat::Csv)).unwrap();
+    assert_eq!(csv, "desk_id,opened_year\nD00001,2012\nD00002,2000\n");
+    let json: serde_json::Value = serde_json::from_slice(&encode(OutputFormat::Json)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{"desk_id": "D00001", "opened_year": 2012}, {"desk_id": "D00002", "opened_year": 2000}])
+    );
+    let parquet = bytes::Bytes::from(encode(OutputFormat::Parquet));
+    let back: Vec<RecordBatch> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(parquet, 1024)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    assert_eq!(back.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
+    let arrow_bytes = encode(OutputFormat::Arrow);
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow_bytes), None).unwrap();
+    let back: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    assert_eq!(back, result.batches);
+    let table = String::from_utf8(encode(OutputFormat::Table)).unwrap();
+    assert!(table.contains("| D00001  | 2012        |"), "{table}");
+    let empty = engine
+        .run("SELECT desk_id FROM desks WHERE false")
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    write_batches(
+        OutputFormat::Json,
+        &empty.schema,
+        &empty.batches,
+        &mut bytes,
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(bytes).unwrap().trim(), "[]");
+}

@@ -1,0 +1,104 @@
+//! Shared fixtures: a province-scale warehouse generated once per test
+//! process, and helpers to run SQL against it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use arrow::record_batch::RecordBatch;
+use indicatif::ProgressBar;
+use osservatorio::catalog::{Dictionary, Warehouse};
+use osservatorio::generate::{generate, GenerateOptions, Scale};
+use osservatorio::query::{QueryEngine, QueryLimits};
+
+pub const SEED: u64 = 7;
+
+/// A province-scale warehouse, generated once and shared read-only by tests.
+pub fn province_warehouse() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("warehouse");
+        // Built on a thread of its own: tests call this from inside their
+        // own runtime, which cannot block on another.
+        let target = root.clone();
+        std::thread::spawn(move || {
+            runtime().block_on(async {
+                let warehouse = Warehouse::create(&target, dictionary()).expect("create warehouse");
+                let options = GenerateOptions {
+                    scale: Scale::Province,
+                    seed: SEED,
+                };
+                generate(&warehouse, options, &ProgressBar::hidden())
+                    .await
+                    .expect("generate province");
+            })
+        })
+        .join()
+        .expect("fixture thread");
+        (dir, root)
+    })
+    .1
+}
+
+pub fn dictionary() -> Arc<Dictionary> {
+    Arc::new(Dictionary::load().expect("dictionary loads"))
+}
+
+/// A runtime of our own, so fixtures can be built from any test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+pub async fn engine(root: &Path) -> QueryEngine {
+    let warehouse = Warehouse::open(root, dictionary()).expect("open warehouse");
+    QueryEngine::open(&warehouse, QueryLimits::default())
+        .await
+        .expect("query engine")
+}
+
+/// Runs `sql` on the shared province warehouse.
+pub async fn query(sql: &str) -> Vec<RecordBatch> {
+    let result = engine(province_warehouse())
+        .await
+        .run(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    assert!(!result.truncated);
+    result.batches
+}
+
+/// The single integer of a one-row, one-column result.
+pub async fn scalar_i64(sql: &str) -> i64 {
+    let batches = query(sql).await;
+    let column = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64)
+        .expect("cast");
+    column
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("int64")
+        .value(0)
+}
+
+/// The single float of a one-row, one-column result.
+pub async fn scalar_f64(sql: &str) -> f64 {
+    let batches = query(sql).await;
+    let column = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Float64)
+        .expect("cast");
+    column
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .expect("float64")
+        .value(0)
+}
+
+/// A data file of a local Delta table, whether the log names it by URL or path.
+pub fn local_file(uri: &str) -> PathBuf {
+    match url::Url::parse(uri) {
+        Ok(url) => url.to_file_path().expect("a local file URL"),
+        Err(_) => PathBuf::from(uri),
+    }
+}

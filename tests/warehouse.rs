@@ -1,0 +1,203 @@
+//! The warehouse: atomic versioned writes, time travel, failed and
+//! interrupted writes, and refusing directories that are not ours.
+
+use std::sync::Arc;
+
+use arrow::array::{Int32Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use osservatorio::catalog::{load_reference_table, CatalogError, Warehouse, WriteMode};
+use osservatorio::query::{QueryEngine, QueryLimits};
+
+use crate::support::dictionary;
+
+fn desks(ids: &[&str]) -> RecordBatch {
+    let schema = dictionary().require("desks").unwrap().arrow_schema();
+    let n = ids.len();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(ids.to_vec())),
+            Arc::new(StringArray::from(vec!["Sportello"; n])),
+            Arc::new(StringArray::from(vec!["019036"; n])),
+            Arc::new(StringArray::from(vec!["Cremona"; n])),
+            Arc::new(StringArray::from(vec!["family_desk"; n])),
+            Arc::new(StringArray::from(vec!["Comune di Cremona"; n])),
+            Arc::new(Int32Array::from(vec![2012; n])),
+        ],
+    )
+    .unwrap()
+}
+
+async fn count(warehouse: &Warehouse, table: &str) -> i64 {
+    let engine = QueryEngine::open(warehouse, QueryLimits::default())
+        .await
+        .unwrap();
+    let result = engine
+        .run(&format!("SELECT count(*) FROM {table}"))
+        .await
+        .unwrap();
+    result.batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0)
+}
+
+#[tokio::test]
+async fn each_write_is_a_new_version_and_old_versions_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = Warehouse::create(dir.path(), dictionary()).unwrap();
+    assert!(warehouse.is_empty().await.unwrap());
+    assert_eq!(
+        warehouse
+            .write(
+                "desks",
+                vec![desks(&["D00001", "D00002"])],
+                WriteMode::Replace
+            )
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        warehouse
+            .write("desks", vec![desks(&["D00003"])], WriteMode::Append)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(count(&warehouse, "desks").await, 3);
+    assert_eq!(
+        warehouse
+            .write("desks", vec![desks(&["D00009"])], WriteMode::Replace)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(count(&warehouse, "desks").await, 1);
+    let status = warehouse.status().await.unwrap();
+    let desks_status = status.iter().find(|s| s.name == "desks").unwrap();
+    assert_eq!((desks_status.version, desks_status.rows), (Some(2), 1));
+    assert!(desks_status.bytes > 0 && desks_status.files == 1);
+    let never_written = status.iter().find(|s| s.name == "contracts").unwrap();
+    assert_eq!((never_written.version, never_written.rows), (None, 0));
+
+    let mut table = warehouse.table("desks").await.unwrap().unwrap();
+    table.load_version(1).await.unwrap();
+    let files: Vec<String> = table.get_file_uris().unwrap().collect();
+    assert_eq!(files.len(), 2, "version 1 still has its two files");
+}
+
+#[tokio::test]
+async fn a_failed_write_leaves_the_previous_version_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = Warehouse::create(dir.path(), dictionary()).unwrap();
+    warehouse
+        .write(
+            "desks",
+            vec![desks(&["D00001", "D00002"])],
+            WriteMode::Replace,
+        )
+        .await
+        .unwrap();
+
+    let wrong = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "desk_id",
+            DataType::Utf8,
+            false,
+        )])),
+        vec![Arc::new(StringArray::from(vec!["D00003"]))],
+    )
+    .unwrap();
+    let error = warehouse
+        .write("desks", vec![desks(&["D00004"]), wrong], WriteMode::Replace)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CatalogError::SchemaMismatch { .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot write `desks`: batch schema"),
+        "{error}"
+    );
+
+    let table = warehouse.table("desks").await.unwrap().unwrap();
+    assert_eq!(table.version(), Some(0));
+    assert_eq!(count(&warehouse, "desks").await, 2);
+}
+
+#[tokio::test]
+async fn an_interrupted_write_is_invisible() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = Warehouse::create(dir.path(), dictionary()).unwrap();
+    let territories = load_reference_table(dictionary().require("territories").unwrap()).unwrap();
+    warehouse
+        .write("territories", vec![territories.clone()], WriteMode::Replace)
+        .await
+        .unwrap();
+
+    // What a writer killed before its commit leaves behind: data files that no
+    // log entry names, and a temporary commit file that was never renamed.
+    let table_dir = dir.path().join("territories");
+    let data_file = std::fs::read_dir(&table_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    std::fs::copy(
+        &data_file,
+        table_dir.join("part-00000-orphan-c000.zstd.parquet"),
+    )
+    .unwrap();
+    std::fs::write(
+        table_dir.join("_delta_log").join("_commit_6f1c.json.tmp"),
+        b"{\"add\":{\"path\":\"part-00000-or",
+    )
+    .unwrap();
+
+    let table = warehouse.table("territories").await.unwrap().unwrap();
+    assert_eq!(table.version(), Some(0));
+    assert_eq!(
+        count(&warehouse, "territories").await,
+        territories.num_rows() as i64
+    );
+    assert_eq!(
+        warehouse
+            .write("territories", vec![territories], WriteMode::Replace)
+            .await
+            .unwrap(),
+        1,
+        "the next write still commits"
+    );
+}
+
+#[test]
+fn a_foreign_or_missing_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("thesis.docx"), b"not ours").unwrap();
+    let error = Warehouse::create(dir.path(), dictionary()).unwrap_err();
+    assert!(
+        matches!(error, CatalogError::ForeignDataDir { .. }),
+        "{error}"
+    );
+    assert!(Warehouse::open(dir.path(), dictionary()).is_err());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing was written into it"
+    );
+
+    let missing = dir.path().join("nowhere");
+    let error = Warehouse::open(&missing, dictionary()).unwrap_err();
+    assert!(
+        matches!(error, CatalogError::MissingDataDir { .. }),
+        "{error}"
+    );
+    assert!(!missing.exists());
+}
