@@ -11,8 +11,12 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use osservatorio::catalog::{Dictionary, Warehouse};
+use osservatorio::charts::{self, ChartOptions, ImageFormat};
 use osservatorio::config::{Config, Overrides};
 use osservatorio::generate::{self, GenerateOptions, Scale};
+use osservatorio::indicators::{
+    write_indicator, IndicatorCatalog, IndicatorFormat, IndicatorResult, Lang, ParameterValues,
+};
 use osservatorio::query::{write_batches, OutputFormat, QueryEngine};
 
 /// Osservatorio: data platform of an observatory on domestic care work in Italy.
@@ -34,6 +38,12 @@ pub struct Cli {
     /// Rows returned at most by a query (default 1000000).
     #[arg(long, global = true, env = "OSSERVATORIO_MAX_ROWS")]
     max_rows: Option<usize>,
+    /// Directory of the indicator files (default ./queries).
+    #[arg(long, global = true, env = "OSSERVATORIO_QUERIES_DIR")]
+    queries_dir: Option<PathBuf>,
+    /// Disclosure threshold: cells with fewer units are suppressed (default 5, at least 3).
+    #[arg(long, global = true, env = "OSSERVATORIO_DISCLOSURE_THRESHOLD")]
+    disclosure_threshold: Option<i64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,8 +59,45 @@ enum Command {
         #[arg(long, default_value_t = generate::DEMO_SEED)]
         seed: u64,
     },
-    /// List the warehouse's tables with version, rows, files and bytes.
-    Datasets,
+    /// List the warehouse's tables with version, rows, files and bytes, or
+    /// describe one dataset's columns.
+    Datasets {
+        /// A dataset to describe, column by column.
+        name: Option<String>,
+    },
+    /// List the indicators.
+    Indicators {
+        #[arg(long, value_enum, default_value = "it")]
+        lang: Lang,
+    },
+    /// Compute one indicator, after disclosure control.
+    Indicator {
+        id: String,
+        #[command(flatten)]
+        filters: Filters,
+        #[arg(long, value_enum, default_value = "table")]
+        format: IndicatorFormat,
+        #[arg(long, value_enum, default_value = "it")]
+        lang: Lang,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Draw one indicator as SVG or PNG (chosen by the file's extension).
+    Chart {
+        id: String,
+        #[command(flatten)]
+        filters: Filters,
+        /// The image to write: a .svg or .png file.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "it")]
+        lang: Lang,
+        #[arg(long, default_value_t = 800)]
+        width: u32,
+        #[arg(long, default_value_t = 480)]
+        height: u32,
+    },
     /// Run one read-only SQL query.
     Sql {
         /// The query; omit it to use --file or standard input.
@@ -67,6 +114,45 @@ enum Command {
     },
 }
 
+/// Parameters of an indicator.
+#[derive(Debug, clap::Args)]
+struct Filters {
+    /// Reference year.
+    #[arg(long)]
+    year: Option<String>,
+    /// Social-care district (ambito distrettuale), e.g. Crema.
+    #[arg(long)]
+    district: Option<String>,
+    /// ISTAT province code, e.g. 019.
+    #[arg(long)]
+    province: Option<String>,
+    /// Any other parameter, as NAME=VALUE.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+}
+
+impl Filters {
+    fn values(&self) -> Result<ParameterValues> {
+        let mut values = ParameterValues::new();
+        for (name, value) in [
+            ("year", &self.year),
+            ("district", &self.district),
+            ("province", &self.province),
+        ] {
+            if let Some(value) = value {
+                values.insert(name.to_string(), value.clone());
+            }
+        }
+        for pair in &self.params {
+            let Some((name, value)) = pair.split_once('=') else {
+                bail!("--param takes NAME=VALUE, not `{pair}`");
+            };
+            values.insert(name.trim().to_string(), value.to_string());
+        }
+        Ok(values)
+    }
+}
+
 impl Cli {
     pub async fn run(self) -> Result<()> {
         let config = Config::resolve(Overrides {
@@ -75,16 +161,52 @@ impl Cli {
             memory_limit: self.memory_limit,
             query_timeout: self.timeout,
             max_rows: self.max_rows,
+            queries_dir: self.queries_dir,
+            disclosure_threshold: self.disclosure_threshold,
         })?;
         match self.command {
             Command::Generate { scale, seed } => run_generate(&config, &scale, seed).await,
-            Command::Datasets => run_datasets(&config).await,
+            Command::Datasets { name: None } => run_datasets(&config).await,
+            Command::Datasets { name: Some(name) } => describe_dataset(&name),
             Command::Sql {
                 query,
                 file,
                 format,
                 out,
             } => run_sql(&config, query, file, format, out).await,
+            Command::Indicators { lang } => list_indicators(&config, lang).await,
+            Command::Indicator {
+                id,
+                filters,
+                format,
+                lang,
+                out,
+            } => {
+                let (_, result) = compute(&config, &id, &filters).await?;
+                write_output(out.as_deref(), |w| {
+                    Ok(write_indicator(&result, format, lang, w)?)
+                })
+            }
+            Command::Chart {
+                id,
+                filters,
+                out,
+                lang,
+                width,
+                height,
+            } => {
+                let format = ImageFormat::from_path(&out).ok_or_else(|| {
+                    anyhow::anyhow!("--out must end in .svg or .png, not {}", out.display())
+                })?;
+                let (catalog, result) = compute(&config, &id, &filters).await?;
+                let options = ChartOptions {
+                    lang,
+                    width,
+                    height,
+                };
+                let image = charts::render(&result, catalog.labels(), options, format)?;
+                write_output(Some(&out), |w| Ok(w.write_all(&image)?))
+            }
         }
     }
 }
@@ -156,6 +278,117 @@ async fn run_datasets(config: &Config) -> Result<()> {
     Ok(())
 }
 
+fn describe_dataset(name: &str) -> Result<()> {
+    let dictionary = Dictionary::load()?;
+    let spec = dictionary.require(name)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{} – {} / {}\n{}\n",
+        spec.name, spec.label_it, spec.label_en, spec.description
+    )?;
+    for column in &spec.columns {
+        let mut rule = String::new();
+        if let Some(codes) = &column.codes {
+            rule = format!("one of {}", codes.join(", "));
+        } else if column.min.is_some() || column.max.is_some() {
+            let bound = |b: Option<f64>| b.map_or_else(|| "…".to_string(), |v| v.to_string());
+            rule = format!("{} to {}", bound(column.min), bound(column.max));
+        } else if let Some(pattern) = &column.pattern {
+            rule = format!("matches {pattern}");
+        }
+        writeln!(
+            out,
+            "{:<26} {:<8} {:<9} {}{}\n{:<26} {} / {}{}",
+            column.name,
+            format!("{:?}", column.column_type).to_lowercase(),
+            if column.nullable {
+                "nullable"
+            } else {
+                "required"
+            },
+            rule,
+            if column.pseudonymous {
+                " (pseudonym)"
+            } else {
+                ""
+            },
+            "",
+            column.label_it,
+            column.label_en,
+            column
+                .references
+                .as_ref()
+                .map_or_else(String::new, |r| format!(" → {r}")),
+        )?;
+    }
+    Ok(())
+}
+
+/// Opens the warehouse and the indicator catalog, checking every indicator.
+async fn open_indicators(config: &Config) -> Result<(QueryEngine, IndicatorCatalog)> {
+    let warehouse = open(config).await?;
+    let engine = QueryEngine::open(&warehouse, config.limits).await?;
+    let catalog =
+        IndicatorCatalog::load(&config.queries_dir, &engine, config.disclosure_threshold).await?;
+    Ok((engine, catalog))
+}
+
+async fn compute(
+    config: &Config,
+    id: &str,
+    filters: &Filters,
+) -> Result<(IndicatorCatalog, IndicatorResult)> {
+    let (engine, catalog) = open_indicators(config).await?;
+    let result = catalog.run(&engine, id, &filters.values()?).await?;
+    Ok((catalog, result))
+}
+
+async fn list_indicators(config: &Config, lang: Lang) -> Result<()> {
+    let (_, catalog) = open_indicators(config).await?;
+    let mut out = std::io::stdout().lock();
+    for indicator in catalog.indicators() {
+        let spec = &indicator.spec;
+        let parameters: Vec<&str> = spec.parameters.iter().map(|p| p.name.as_str()).collect();
+        writeln!(
+            out,
+            "{:<32} {:<10} {}  [{}]",
+            spec.id,
+            spec.theme.code(),
+            spec.title(lang),
+            parameters.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes to `path` through a temporary file renamed into place, so a failure
+/// never leaves a half-written file; or to standard output.
+fn write_output(
+    path: Option<&std::path::Path>,
+    write: impl FnOnce(&mut (dyn Write + Send)) -> Result<()>,
+) -> Result<()> {
+    match path {
+        Some(path) => {
+            let partial = path.with_extension("partial");
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("creating {}", partial.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            let written = write(&mut writer).and_then(|()| Ok(writer.flush()?));
+            if let Err(error) = written {
+                let _ = std::fs::remove_file(&partial);
+                return Err(error);
+            }
+            std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout());
+            write(&mut stdout)?;
+            Ok(stdout.flush()?)
+        }
+    }
+}
+
 async fn run_sql(
     config: &Config,
     query: Option<String>,
@@ -191,29 +424,9 @@ async fn run_sql(
     let warehouse = open(config).await?;
     let engine = QueryEngine::open(&warehouse, config.limits).await?;
     let result = engine.run(&sql).await?;
-    match out {
-        Some(path) => {
-            // Written beside the target and renamed, so a failed encode never
-            // leaves a half-written file under the requested name.
-            let partial = path.with_extension("partial");
-            let file = std::fs::File::create(&partial)
-                .with_context(|| format!("creating {}", partial.display()))?;
-            write_batches(
-                format,
-                &result.schema,
-                &result.batches,
-                std::io::BufWriter::new(file),
-            )?;
-            std::fs::rename(&partial, &path)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        None => write_batches(
-            format,
-            &result.schema,
-            &result.batches,
-            std::io::BufWriter::new(std::io::stdout()),
-        )?,
-    }
+    write_output(out.as_deref(), |w| {
+        Ok(write_batches(format, &result.schema, &result.batches, w)?)
+    })?;
     if result.truncated {
         eprintln!(
             "note: the result was cut at {} rows (--max-rows); narrow the query or raise the limit",

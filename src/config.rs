@@ -13,6 +13,12 @@ use crate::query::QueryLimits;
 
 /// The data directory used when none is given.
 pub const DEFAULT_DATA_DIR: &str = "data";
+/// The indicators directory used when none is given.
+pub const DEFAULT_QUERIES_DIR: &str = "queries";
+/// Default disclosure threshold: cells with fewer units are suppressed.
+pub const DEFAULT_DISCLOSURE_THRESHOLD: i64 = 5;
+/// No configuration may go below the legal floor.
+pub use crate::disclosure::LEGAL_MIN_THRESHOLD as MINIMUM_DISCLOSURE_THRESHOLD;
 
 /// Settings that come from flags or the environment; `None` defers to the
 /// config file, then to the defaults.
@@ -23,6 +29,8 @@ pub struct Overrides {
     pub memory_limit: Option<String>,
     pub query_timeout: Option<String>,
     pub max_rows: Option<usize>,
+    pub queries_dir: Option<PathBuf>,
+    pub disclosure_threshold: Option<i64>,
 }
 
 /// The config file's keys, all optional.
@@ -33,6 +41,8 @@ struct ConfigFile {
     memory_limit: Option<String>,
     query_timeout: Option<String>,
     max_rows: Option<usize>,
+    queries_dir: Option<PathBuf>,
+    disclosure_threshold: Option<i64>,
 }
 
 /// Problems with settings.
@@ -52,6 +62,10 @@ pub enum ConfigError {
     BadDuration(String),
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    #[error(
+        "the disclosure threshold {0} is below the legal floor of {MINIMUM_DISCLOSURE_THRESHOLD}"
+    )]
+    ThresholdTooLow(i64),
 }
 
 /// The resolved configuration.
@@ -62,6 +76,11 @@ pub struct Config {
     /// may a read command fill an empty warehouse with the demo.
     pub data_dir_is_default: bool,
     pub limits: QueryLimits,
+    /// Where the indicator files are read from.
+    pub queries_dir: PathBuf,
+    /// Cells with fewer units than this are suppressed, unless an indicator
+    /// sets its own threshold.
+    pub disclosure_threshold: i64,
 }
 
 impl Config {
@@ -94,6 +113,13 @@ impl Config {
         if max_rows == 0 {
             return Err(ConfigError::Zero("the row limit"));
         }
+        let disclosure_threshold = overrides
+            .disclosure_threshold
+            .or(file.disclosure_threshold)
+            .unwrap_or(DEFAULT_DISCLOSURE_THRESHOLD);
+        if disclosure_threshold < MINIMUM_DISCLOSURE_THRESHOLD {
+            return Err(ConfigError::ThresholdTooLow(disclosure_threshold));
+        }
         Ok(Config {
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             data_dir_is_default,
@@ -102,6 +128,11 @@ impl Config {
                 timeout,
                 max_rows,
             },
+            queries_dir: overrides
+                .queries_dir
+                .or(file.queries_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_QUERIES_DIR)),
+            disclosure_threshold,
         })
     }
 }

@@ -1,12 +1,17 @@
 //! Osservatorio: the data platform of an observatory on domestic care work
 //! in Italy. A data dictionary and a warehouse of Delta Lake tables
-//! ([`catalog`]), a calibrated synthetic observatory ([`generate`]) and one
-//! gate for user SQL ([`query`]).
+//! ([`catalog`]), a calibrated synthetic observatory ([`generate`]), one
+//! gate for user SQL ([`query`]), indicators defined as SQL files
+//! ([`indicators`]) that pass disclosure control ([`disclosure`]) before
+//! they are published, and their charts ([`charts`]).
 //!
 //! The library knows nothing of terminals or HTTP; the binary and the server
 //! are thin layers over it.
 
 pub mod catalog;
+pub mod charts;
 pub mod config;
+pub mod disclosure;
 pub mod generate;
+pub mod indicators;
 pub mod query;

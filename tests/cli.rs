@@ -127,6 +127,18 @@ fn sql_writes_the_requested_format() {
     assert!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>() > 1000);
     assert!(!dir.path().join("contracts.partial").exists());
 
+    let output = osservatorio(dir.path(), &["datasets", "contracts"]);
+    let description = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        description.contains("ccnl_level")
+            && description.contains("one of A, AS, B, BS, C, CS, D, DS"),
+        "{description}"
+    );
+    assert!(
+        description.contains("(pseudonym)") && description.contains("→ workers.worker_id"),
+        "{description}"
+    );
+
     let sql_file = dir.path().join("q.sql");
     std::fs::write(&sql_file, "SELECT name FROM desks ORDER BY desk_id LIMIT 1").unwrap();
     let output = osservatorio(

@@ -166,6 +166,13 @@ impl Warehouse {
     ) -> Result<u64, CatalogError> {
         let spec = self.dictionary.require(name)?;
         check_batches(spec, &batches)?;
+        let batches = if batches.is_empty() {
+            // An empty write still commits: replacing a table with no rows is
+            // a legitimate version, and the writer needs one batch to plan.
+            vec![RecordBatch::new_empty(spec.arrow_schema())]
+        } else {
+            batches
+        };
         std::fs::create_dir_all(self.root.join(name)).map_err(|source| CatalogError::Io {
             path: self.root.join(name).display().to_string(),
             source,

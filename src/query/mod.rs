@@ -150,8 +150,25 @@ impl QueryEngine {
 
     /// Runs `sql` through the gate and collects at most `max_rows` rows.
     pub async fn run(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        self.within_time_limit(async { self.collect(self.plan(sql).await?).await })
+            .await
+    }
+
+    /// Runs a plan made by [`QueryEngine::plan`], e.g. after binding its
+    /// parameters, under the same checks and limits as [`QueryEngine::run`].
+    pub async fn run_plan(&self, plan: LogicalPlan) -> Result<QueryResult, QueryError> {
+        read_only_options()
+            .verify_plan(&plan)
+            .map_err(|e| QueryError::NotReadOnly(strip_context(&e)))?;
+        self.within_time_limit(self.collect(plan)).await
+    }
+
+    async fn within_time_limit(
+        &self,
+        work: impl std::future::Future<Output = Result<QueryResult, QueryError>>,
+    ) -> Result<QueryResult, QueryError> {
         let timeout = self.limits.timeout;
-        match tokio::time::timeout(timeout, self.run_unbounded_in_time(sql)).await {
+        match tokio::time::timeout(timeout, work).await {
             Ok(result) => result,
             // Dropping the future drops the record-batch stream, which cancels
             // every task the query started.
@@ -159,15 +176,15 @@ impl QueryEngine {
         }
     }
 
-    async fn run_unbounded_in_time(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        let plan = self.plan(sql).await?;
+    async fn collect(&self, plan: LogicalPlan) -> Result<QueryResult, QueryError> {
         let frame = self
             .ctx
             .execute_logical_plan(plan)
             .await
             .map_err(QueryError::Invalid)?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let mut stream = frame.execute_stream().await.map_err(|e| self.classify(e))?;
+        // The physical schema, which may use view types the logical one does not.
+        let schema: SchemaRef = stream.schema();
         let mut batches = Vec::new();
         let mut rows = 0usize;
         let mut truncated = false;

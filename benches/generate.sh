@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Times `osservatorio generate` at each scale in the release profile and
+# appends the medians, with the machine's details, to benches/RESULTS.md.
+#
+# Usage: benches/generate.sh [scale ...]      (default: province region national)
+# Needs hyperfine (Debian/Ubuntu: apt-get install hyperfine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scales=("${@:-province region national}")
+read -r -a scales <<<"${scales[*]}"
+command -v hyperfine >/dev/null || { echo "benches/generate.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+cargo build --release --locked
+bin=target/release/osservatorio
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+results="$work/results.md"
+for scale in "${scales[@]}"; do
+  runs=5; [ "$scale" = national ] && runs=3
+  hyperfine --runs "$runs" --warmup 0 \
+    --prepare "rm -rf $work/wh" \
+    --export-markdown "$work/$scale.md" \
+    -n "generate --scale $scale" "$bin --data-dir $work/wh generate --scale $scale --seed 1"
+  tail -n +3 "$work/$scale.md" >>"$results"
+  "$bin" --data-dir "$work/wh" datasets | awk -v s="$scale" 'NR>1 {rows+=$3; bytes+=$5} END {printf "  %s: %d rows, %.0f MB\n", s, rows, bytes/1e6}' >>"$work/sizes.txt"
+done
+{
+  echo
+  echo "## $(date -u +%Y-%m-%dT%H:%MZ) – generate ($(git rev-parse --short HEAD))"
+  echo
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo
+  echo "| command | mean [s] | min [s] | max [s] |"
+  echo "|:---|---:|---:|---:|"
+  sed -E 's/^\| `([^`]*)` \| ([^|]*) \| ([^|]*) \| ([^|]*) \|.*$/| \1 | \2 | \3 | \4 |/' "$results"
+  echo
+  echo "Sizes:"
+  cat "$work/sizes.txt"
+} | tee -a benches/RESULTS.md

@@ -1,0 +1,63 @@
+-- id = "top_citizenships"
+-- theme = "workforce"
+-- title_it = "Lavoratori per cittadinanza: le dieci più frequenti"
+-- title_en = "Workers by citizenship: the ten largest"
+-- description_it = "Lavoratori distinti con almeno un contratto in corso nell'anno (iniziato entro il 31 dicembre e non cessato prima del 1° gennaio), per cittadinanza (codice ISO 3166-1 alfa-2; IT comprende i naturalizzati), localizzati nel comune di lavoro prevalente: le dieci cittadinanze più numerose, le altre riunite in OTHER, e il totale. Ordinate per numerosità."
+-- description_en = "Distinct workers with at least one contract running in the year (started by 31 December and not ended before 1 January), by citizenship (ISO 3166-1 alpha-2 code; IT includes naturalised workers), located at their main municipality of work: the ten largest citizenships, the others grouped as OTHER, and the total. Ordered by size."
+-- unit = "persons"
+-- dimensions = ["citizenship"]
+-- measures = ["workers"]
+-- chart = "bar"
+-- sources = ["contracts", "workers", "territories"]
+--
+-- [disclosure]
+-- count = "workers"
+--
+-- [[parameters]]
+-- name = "year"
+-- type = "int"
+-- default = 2024
+-- [[parameters]]
+-- name = "district"
+-- type = "text"
+-- [[parameters]]
+-- name = "province"
+-- type = "text"
+
+WITH active AS (
+    -- Contracts running at some point of the year; a worker counts once.
+    SELECT DISTINCT c.worker_id
+    FROM contracts c
+    WHERE c.year <= $year
+      AND c.start_date <= make_date(CAST($year AS INT), 12, 31)
+      AND (c.end_date IS NULL OR c.end_date >= make_date(CAST($year AS INT), 1, 1))
+),
+by_citizenship AS (
+    SELECT w.citizenship, count(*) AS workers
+    FROM active a
+    JOIN workers w ON w.worker_id = a.worker_id
+    JOIN territories t ON t.istat_code = w.istat_code
+    WHERE ($district IS NULL OR t.district = $district)
+      AND ($province IS NULL OR t.province_code = $province)
+    GROUP BY w.citizenship
+),
+ranked AS (
+    -- Ties are broken by code, so the ten are always the same ten.
+    SELECT citizenship, workers, row_number() OVER (ORDER BY workers DESC, citizenship) AS position
+    FROM by_citizenship
+),
+grouped AS (
+    SELECT
+        CASE WHEN position <= 10 THEN citizenship ELSE 'OTHER' END AS citizenship,
+        sum(workers) AS workers,
+        min(position) AS position
+    FROM ranked
+    GROUP BY 1
+)
+SELECT citizenship, workers
+FROM (
+    SELECT citizenship, workers, position FROM grouped
+    UNION ALL
+    SELECT '_T' AS citizenship, COALESCE(sum(workers), 0) AS workers, 1000000 AS position FROM by_citizenship
+) AS t
+ORDER BY position
