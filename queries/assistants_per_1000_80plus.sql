@@ -12,6 +12,7 @@
 --
 -- [disclosure]
 -- count = "carers"
+-- public = ["population_80plus"]
 --
 -- [[parameters]]
 -- name = "year"

@@ -12,6 +12,7 @@
 --
 -- [disclosure]
 -- count = "municipalities"
+-- public = ["share_80plus", "share_65plus", "population", "population_65plus", "population_80plus"]
 --
 -- [[parameters]]
 -- name = "district"

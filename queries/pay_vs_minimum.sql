@@ -12,6 +12,7 @@
 --
 -- [disclosure]
 -- count = "contracts"
+-- public = ["minimum_eur", "scale_year"]
 --
 -- [[parameters]]
 -- name = "year"

@@ -12,6 +12,7 @@
 --
 -- [disclosure]
 -- count = "persons"
+-- public = ["target"]
 --
 -- [[parameters]]
 -- name = "year"

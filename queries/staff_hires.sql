@@ -12,6 +12,7 @@
 --
 -- [disclosure]
 -- count = "actual"
+-- public = ["target"]
 --
 -- [[parameters]]
 -- name = "year"

@@ -12,6 +12,7 @@
 --
 -- [disclosure]
 -- count = "completed"
+-- public = ["target", "hours_target"]
 --
 -- [[parameters]]
 -- name = "year"

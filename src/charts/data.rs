@@ -82,28 +82,33 @@ impl ChartData {
             if is_total(row) && !all_totals {
                 continue;
             }
-            let category = match &category_dim {
-                Some(d) => labels
+            let category = match (&category_dim, spec.chart) {
+                // Targets are set per cell, so every dimension names the bar group.
+                (Some(_), ChartKind::TargetVsActual) => spec
+                    .dimensions
+                    .iter()
+                    .map(|d| labels.label(d, result.dimension(d, row).unwrap_or_default(), lang))
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                (Some(d), _) => labels
                     .label(d, result.dimension(d, row).unwrap_or_default(), lang)
                     .to_string(),
-                None => spec.title(lang).to_string(),
+                (None, _) => spec.title(lang).to_string(),
             };
             let c = index_of(&mut categories, category);
             let suppressed = result.flags(row).contains('c');
             for measure in &measures {
                 let series_label = match (&series_dim, spec.chart) {
-                    (Some(d), chart)
-                        if chart != ChartKind::TargetVsActual || measures.len() == 1 =>
-                    {
-                        labels
-                            .label(d, result.dimension(d, row).unwrap_or_default(), lang)
-                            .to_string()
-                    }
+                    (Some(d), chart) if chart != ChartKind::TargetVsActual => labels
+                        .label(d, result.dimension(d, row).unwrap_or_default(), lang)
+                        .to_string(),
                     _ => labels.label("measure", measure, lang).to_string(),
                 };
                 let s = index_of(&mut series, series_label);
                 let value = match result.measure(measure, row) {
-                    _ if suppressed => Value::Suppressed,
+                    _ if suppressed && !spec.disclosure.public.contains(measure) => {
+                        Value::Suppressed
+                    }
                     Some(v) => Value::Number(v),
                     None => Value::Missing,
                 };

@@ -123,13 +123,17 @@ pub fn render(
     }
 }
 
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 97, 141),
     RGBColor(230, 126, 34),
     RGBColor(39, 174, 96),
     RGBColor(142, 68, 173),
     RGBColor(192, 57, 43),
     RGBColor(127, 140, 141),
+    RGBColor(22, 160, 133),
+    RGBColor(241, 196, 15),
+    RGBColor(52, 73, 94),
+    RGBColor(211, 84, 0),
 ];
 const SUPPRESSED: RGBColor = RGBColor(200, 200, 200);
 
@@ -143,12 +147,33 @@ fn draw<DB: DrawingBackend>(
     kind: ChartKind,
 ) -> Result<(), ChartError> {
     root.fill(&WHITE).map_err(draw_error)?;
-    let (body, footer) = root.split_vertically(root.dim_in_pixel().1 as i32 - 28);
+    let legend = legend_layout(root, data)?;
+    let legend_rows = legend
+        .iter()
+        .map(|(_, (_, y))| y / LEGEND_ROW + 1)
+        .max()
+        .unwrap_or(0);
+    let footer_height = 28 + LEGEND_ROW * legend_rows;
+    let (body, footer) = root.split_vertically(root.dim_in_pixel().1 as i32 - footer_height);
+    let label_style = TextStyle::from((FONT, 13).into_font());
+    for (series, (name, (x, y))) in legend.iter().enumerate() {
+        footer
+            .draw(&Rectangle::new(
+                [(*x, y + 4), (x + 12, y + 16)],
+                color(series).filled(),
+            ))
+            .map_err(draw_error)?;
+        footer
+            .draw_text(name, &label_style, (x + 16, y + 3))
+            .map_err(draw_error)?;
+    }
+    let grey = BLACK.mix(0.7);
+    let note_style = TextStyle::from((FONT, 12).into_font()).color(&grey);
     footer
         .draw_text(
             &data.footnote,
-            &TextStyle::from((FONT, 12).into_font()).color(&BLACK.mix(0.7)),
-            (10, 6),
+            &note_style,
+            (10, LEGEND_ROW * legend_rows + 8),
         )
         .map_err(draw_error)?;
     match kind {
@@ -161,24 +186,32 @@ fn draw<DB: DrawingBackend>(
     }
 }
 
-fn legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
+const LEGEND_ROW: i32 = 20;
+
+/// Where each series' key goes, wrapping onto more rows when the names do
+/// not fit the width. No legend for a single series: the title names it.
+fn legend_layout<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
     data: &ChartData,
-) -> Result<(), ChartError> {
+) -> Result<Vec<(String, (i32, i32))>, ChartError> {
     if data.series.len() < 2 {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let style = TextStyle::from((FONT, 13).into_font());
-    let mut x = 60;
-    for (i, name) in data.series.iter().enumerate() {
-        area.draw(&Rectangle::new([(x, 8), (x + 12, 20)], color(i).filled()))
-            .map_err(draw_error)?;
-        area.draw_text(name, &style, (x + 16, 7))
-            .map_err(draw_error)?;
-        let (w, _) = area.estimate_text_size(name, &style).map_err(draw_error)?;
-        x += 16 + w as i32 + 18;
+    let width = root.dim_in_pixel().0 as i32;
+    let (mut x, mut y) = (60, 0);
+    let mut out = Vec::new();
+    for name in &data.series {
+        let (w, _) = root.estimate_text_size(name, &style).map_err(draw_error)?;
+        let needed = 16 + w as i32 + 18;
+        if x + needed > width - 10 && x > 60 {
+            x = 60;
+            y += LEGEND_ROW;
+        }
+        out.push((name.clone(), (x, y)));
+        x += needed;
     }
-    Ok(())
+    Ok(out)
 }
 
 fn bar_chart<DB: DrawingBackend>(
@@ -260,7 +293,7 @@ fn bar_chart<DB: DrawingBackend>(
             }
         }
     }
-    legend(area, data)
+    Ok(())
 }
 
 /// A stub for a suppressed cell: hatched grey, outlined, labelled `c`.
@@ -377,7 +410,7 @@ fn line_chart<DB: DrawingBackend>(
             )
             .map_err(draw_error)?;
     }
-    legend(area, data)
+    Ok(())
 }
 
 /// Categories (age classes) upwards; the first series to the left, the
@@ -455,7 +488,7 @@ fn pyramid<DB: DrawingBackend>(
             }
         }
     }
-    legend(area, data)
+    Ok(())
 }
 
 /// A round upper bound for an axis, with some headroom.

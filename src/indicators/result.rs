@@ -186,8 +186,9 @@ pub(super) fn protect(
             .as_any()
             .downcast_ref::<Float64Array>()
             .expect("cast to float64");
+        let public = spec.disclosure.public.contains(name);
         let published: Float64Array = (0..rows)
-            .map(|i| (!suppressed[i] && values.is_valid(i)).then(|| values.value(i)))
+            .map(|i| ((public || !suppressed[i]) && values.is_valid(i)).then(|| values.value(i)))
             .collect();
         fields.push(Field::new(name, DataType::Float64, true));
         columns.push(Arc::new(published));

@@ -77,6 +77,10 @@ pub struct DisclosureSpec {
     /// Overrides the global threshold for this indicator.
     #[serde(default)]
     pub threshold: Option<i64>,
+    /// Measures that are public figures (a project's targets, resident
+    /// population) and stay published when their row's count is suppressed.
+    #[serde(default)]
+    pub public: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +208,20 @@ impl IndicatorSpec {
                     spec.disclosure.count
                 ),
             ));
+        }
+        if let Some(measure) = spec
+            .disclosure
+            .public
+            .iter()
+            .find(|m| !spec.measures.contains(m))
+        {
+            return Err(error(
+                1,
+                format!("public measure `{measure}` is not a declared measure"),
+            ));
+        }
+        if spec.disclosure.public.contains(&spec.disclosure.count) {
+            return Err(error(1, "the disclosure count cannot be public".into()));
         }
         if let Some(time) = &spec.time_dimension {
             if !spec.dimensions.contains(time) {
