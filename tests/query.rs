@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use osservatorio::catalog::Warehouse;
 use osservatorio::query::{write_batches, OutputFormat, QueryEngine, QueryError, QueryLimits};
 
-use crate::support::{dictionary, engine, province_warehouse};
+use crate::support::{dictionary, engine, province_warehouse, read_table};
 
 #[tokio::test]
 async fn the_gate_refuses_anything_but_reading() {
@@ -104,28 +104,6 @@ async fn the_row_cap_cuts_and_marks_the_result() {
     assert!(!small.truncated);
 }
 
-/// Reads the current Parquet files of a table directly, without the engine.
-async fn read_table_files(name: &str, columns: &[&str]) -> Vec<RecordBatch> {
-    let warehouse = Warehouse::open(province_warehouse(), dictionary()).unwrap();
-    let table = warehouse.table(name).await.unwrap().unwrap();
-    let mut batches = Vec::new();
-    for uri in table.get_file_uris().unwrap() {
-        let path = crate::support::local_file(&uri);
-        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(path).unwrap(),
-        )
-        .unwrap();
-        let mask = parquet::arrow::ProjectionMask::columns(
-            builder.parquet_schema(),
-            columns.iter().copied(),
-        );
-        for batch in builder.with_projection(mask).build().unwrap() {
-            batches.push(batch.unwrap());
-        }
-    }
-    batches
-}
-
 fn text<'a>(batch: &'a RecordBatch, name: &str) -> &'a StringArray {
     batch
         .column_by_name(name)
@@ -144,7 +122,7 @@ async fn a_join_matches_numbers_computed_from_the_files() {
     let result = engine(province_warehouse()).await.run(sql).await.unwrap();
 
     let mut group_of: HashMap<String, String> = HashMap::new();
-    for batch in read_table_files("workers", &["worker_id", "citizenship_group"]).await {
+    for batch in read_table("workers", &["worker_id", "citizenship_group"]).await {
         let (ids, groups) = (text(&batch, "worker_id"), text(&batch, "citizenship_group"));
         for i in 0..batch.num_rows() {
             group_of.insert(ids.value(i).to_string(), groups.value(i).to_string());
@@ -152,7 +130,7 @@ async fn a_join_matches_numbers_computed_from_the_files() {
     }
     let (from, to) = (18_262, 18_628); // 2020-01-01 and 2021-01-01 as days since 1970
     let mut expected: HashMap<String, (i64, i64)> = HashMap::new();
-    for batch in read_table_files("contracts", &["worker_id", "start_date", "weekly_hours"]).await {
+    for batch in read_table("contracts", &["worker_id", "start_date", "weekly_hours"]).await {
         let ids = text(&batch, "worker_id");
         let starts = batch
             .column_by_name("start_date")

@@ -102,3 +102,24 @@ pub fn local_file(uri: &str) -> PathBuf {
         Err(_) => PathBuf::from(uri),
     }
 }
+
+/// Reads the current Parquet files of a table of the shared warehouse
+/// directly, without the query engine, keeping only `columns`.
+pub async fn read_table(name: &str, columns: &[&str]) -> Vec<RecordBatch> {
+    let warehouse = Warehouse::open(province_warehouse(), dictionary()).unwrap();
+    let table = warehouse.table(name).await.unwrap().unwrap();
+    let mut batches = Vec::new();
+    for uri in table.get_file_uris().unwrap() {
+        let file = std::fs::File::open(local_file(&uri)).unwrap();
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let mask = parquet::arrow::ProjectionMask::columns(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        for batch in builder.with_projection(mask).build().unwrap() {
+            batches.push(batch.unwrap());
+        }
+    }
+    batches
+}

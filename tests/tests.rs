@@ -3,8 +3,10 @@
 
 mod support;
 
+mod charts;
 mod cli;
 mod dictionary;
 mod generate;
+mod indicators;
 mod query;
 mod warehouse;
