@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 results="$work/results.md"
 for scale in "${scales[@]}"; do
   runs=5; [ "$scale" = national ] && runs=3
-  hyperfine --runs "$runs" --warmup 0 \
+  hyperfine --runs "$runs" --warmup 0 --time-unit second \
     --prepare "rm -rf $work/wh" \
     --export-markdown "$work/$scale.md" \
     -n "generate --scale $scale" "$bin --data-dir $work/wh generate --scale $scale --seed 1"

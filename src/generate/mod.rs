@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 
 use arrow::array::ArrayRef;
+use futures::{StreamExt, TryStreamExt};
 use arrow::record_batch::RecordBatch;
 use indicatif::ProgressBar;
 
@@ -119,31 +120,30 @@ pub fn build(
     progress.set_message("workers and contracts");
     let population = people::Population::simulate(&world, options.seed);
     let services = services::Services::simulate(&world, &population, options.seed);
-    out.batches.push((
-        "households".into(),
-        population.households_batch(&world, &services)?,
-    ));
-    out.batches.push((
-        "workers".into(),
-        population.workers_batch(&world, options.seed)?,
-    ));
-    out.batches.push((
-        "contracts".into(),
-        population.contracts_batch(&world, &services)?,
-    ));
-    progress.set_message("desk services");
-    for (name, batch) in services.batches(&world, &population)? {
-        out.batches.push((name.into(), batch));
-    }
-    progress.set_message("surveys");
-    out.batches.push((
-        "survey_workers".into(),
-        survey::workers_batch(&world, &population, options.seed)?,
-    ));
-    out.batches.push((
-        "survey_families".into(),
-        survey::families_batch(&world, &population, options.seed)?,
-    ));
+    progress.set_message("building tables");
+    // Each table reads the simulation and draws from its own random stream,
+    // so they are built side by side without changing a single value.
+    let seed = options.seed;
+    let (world, population, services) = (&world, &population, &services);
+    let built = std::thread::scope(|scope| {
+        let contracts = scope.spawn(move || population.contracts_batch(world, services));
+        let workers = scope.spawn(move || population.workers_batch(world, seed));
+        let rest = (|| -> Result<Vec<(String, RecordBatch)>, GenerateError> {
+            let mut tables = vec![("households".to_string(), population.households_batch(world, services)?)];
+            for (name, batch) in services.batches(world, population)? {
+                tables.push((name.to_string(), batch));
+            }
+            tables.push(("survey_workers".into(), survey::workers_batch(world, population, seed)?));
+            tables.push(("survey_families".into(), survey::families_batch(world, population, seed)?));
+            Ok(tables)
+        })();
+        let join = |handle: std::thread::ScopedJoinHandle<'_, _>| handle.join().expect("table builder thread");
+        Ok::<_, GenerateError>((join(workers)?, join(contracts)?, rest?))
+    })?;
+    let (workers, contracts, rest) = built;
+    out.batches.push(("workers".into(), workers));
+    out.batches.push(("contracts".into(), contracts));
+    out.batches.extend(rest);
     Ok(out)
 }
 
@@ -156,17 +156,17 @@ pub async fn generate(
 ) -> Result<GenerateSummary, GenerateError> {
     let observatory = build(options, progress)?;
     progress.set_length(observatory.batches.len() as u64);
-    let mut summary = GenerateSummary::default();
-    for (name, batch) in observatory.batches {
-        progress.set_message(format!("writing {name}"));
+    progress.set_message("writing");
+    // Tables are independent commits, so they are written side by side to
+    // use every core; each write is still atomic on its own.
+    let writes = observatory.batches.into_iter().map(|(name, batch)| async move {
         let rows = batch.num_rows();
-        warehouse
-            .write(&name, vec![batch], WriteMode::Replace)
-            .await?;
-        summary.rows.push((name, rows));
+        warehouse.write(&name, vec![batch], WriteMode::Replace).await?;
         progress.inc(1);
-    }
-    Ok(summary)
+        Ok::<_, GenerateError>((name, rows))
+    });
+    let rows = futures::stream::iter(writes).buffered(4).try_collect().await?;
+    Ok(GenerateSummary { rows })
 }
 
 /// The embedded dictionary, parsed once; its validity is checked by the
