@@ -221,33 +221,89 @@ fn a_fresh_clone_gets_the_demo_once() {
 #[test]
 fn indicators_print_and_draw_from_the_command_line() {
     let warehouse = province_warehouse().to_str().unwrap().to_string();
-    let queries = crate::indicators::queries_dir().to_str().unwrap().to_string();
+    let queries = crate::indicators::queries_dir()
+        .to_str()
+        .unwrap()
+        .to_string();
     let dir = tempfile::tempdir().unwrap();
-    let base = ["--data-dir", warehouse.as_str(), "--queries-dir", queries.as_str()];
+    let base = [
+        "--data-dir",
+        warehouse.as_str(),
+        "--queries-dir",
+        queries.as_str(),
+    ];
     let run = |args: &[&str]| osservatorio(dir.path(), &[&base[..], args].concat());
 
     let listing = run(&["indicators"]);
     assert!(listing.status.success(), "{}", stderr(&listing));
-    assert!(String::from_utf8_lossy(&listing.stdout).lines().any(|l| l.starts_with("staff_hires ")));
+    assert!(String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .any(|l| l.starts_with("staff_hires ")));
 
-    let sdmx = run(&["indicator", "staff_hires", "--year", "2023", "--format", "sdmx-csv"]);
+    let sdmx = run(&[
+        "indicator",
+        "staff_hires",
+        "--year",
+        "2023",
+        "--format",
+        "sdmx-csv",
+    ]);
     assert!(sdmx.status.success(), "{}", stderr(&sdmx));
     let text = String::from_utf8_lossy(&sdmx.stdout);
-    assert!(text.starts_with("DATAFLOW,SEX,CITIZENSHIP_GROUP,TIME_PERIOD,MEASURE,OBS_VALUE,OBS_STATUS,CONF_STATUS\n"), "{text}");
+    assert!(
+        text.starts_with(
+            "DATAFLOW,SEX,CITIZENSHIP_GROUP,TIME_PERIOD,MEASURE,OBS_VALUE,OBS_STATUS,CONF_STATUS\n"
+        ),
+        "{text}"
+    );
 
     let chart = dir.path().join("hires.png");
-    let drawn = run(&["chart", "staff_hires", "--year", "2023", "--out", chart.to_str().unwrap(), "--lang", "en"]);
+    let drawn = run(&[
+        "chart",
+        "staff_hires",
+        "--year",
+        "2023",
+        "--out",
+        chart.to_str().unwrap(),
+        "--lang",
+        "en",
+    ]);
     assert!(drawn.status.success(), "{}", stderr(&drawn));
     assert!(std::fs::read(&chart).unwrap().starts_with(b"\x89PNG"));
 
-    assert_one_line_error(&run(&["chart", "staff_hires", "--out", "hires.gif"]), "--out must end in .svg or .png");
-    assert_one_line_error(&run(&["indicator", "staff_hirez"]), "unknown indicator `staff_hirez`");
-    assert_one_line_error(&run(&["indicator", "staff_hires", "--year", "twenty"]), "`year` must be a whole number");
-    assert_one_line_error(&run(&["--disclosure-threshold", "2", "indicator", "staff_hires"]), "below the legal floor of 3");
+    assert_one_line_error(
+        &run(&["chart", "staff_hires", "--out", "hires.gif"]),
+        "--out must end in .svg or .png",
+    );
+    assert_one_line_error(
+        &run(&["indicator", "staff_hirez"]),
+        "unknown indicator `staff_hirez`",
+    );
+    assert_one_line_error(
+        &run(&["indicator", "staff_hires", "--year", "twenty"]),
+        "`year` must be a whole number",
+    );
+    assert_one_line_error(
+        &run(&["--disclosure-threshold", "2", "indicator", "staff_hires"]),
+        "below the legal floor of 3",
+    );
 
     let broken = dir.path().join("queries");
     std::fs::create_dir(&broken).unwrap();
-    std::fs::write(broken.join("oops.sql"), "-- id = \"oops\"\n-- theme = \"nowhere\"\nSELECT 1\n").unwrap();
-    let output = osservatorio(dir.path(), &["--data-dir", &warehouse, "--queries-dir", broken.to_str().unwrap(), "indicators"]);
+    std::fs::write(
+        broken.join("oops.sql"),
+        "-- id = \"oops\"\n-- theme = \"nowhere\"\nSELECT 1\n",
+    )
+    .unwrap();
+    let output = osservatorio(
+        dir.path(),
+        &[
+            "--data-dir",
+            &warehouse,
+            "--queries-dir",
+            broken.to_str().unwrap(),
+            "indicators",
+        ],
+    );
     assert_one_line_error(&output, "oops.sql:2:");
 }

@@ -219,7 +219,6 @@ fn bar_chart<DB: DrawingBackend>(
     data: &ChartData,
     stacked: bool,
 ) -> Result<(), ChartError> {
-    let categories = data.categories.len().max(1);
     let series = data.series.len().max(1);
     let top = if stacked {
         (0..data.categories.len())
@@ -233,34 +232,7 @@ fn bar_chart<DB: DrawingBackend>(
         data.max_value()
     };
     let top = nice_top(top);
-    let mut chart = ChartBuilder::on(area)
-        .caption(&data.title, (FONT, 18).into_font().style(FontStyle::Bold))
-        .margin(12)
-        .margin_top(34)
-        .x_label_area_size(if data.long_labels() { 70 } else { 40 })
-        .y_label_area_size(64)
-        .build_cartesian_2d(-0.5f64..(categories as f64 - 0.5), 0f64..top)
-        .map_err(draw_error)?;
-    let names = data.categories.clone();
-    let label = move |x: &f64| {
-        let index = x.round();
-        if (x - index).abs() < 1e-6 && index >= 0.0 {
-            names.get(index as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(categories * 2 + 1)
-        .x_label_formatter(&label)
-        .x_label_style((FONT, 12).into_font())
-        .y_label_style((FONT, 12).into_font())
-        .y_desc(&data.unit)
-        .axis_desc_style((FONT, 13).into_font())
-        .draw()
-        .map_err(draw_error)?;
+    let mut chart = categories_chart(area, data, top, 1, false)?;
     let slot = 0.8;
     let width = if stacked { slot } else { slot / series as f64 };
     let stub = top * 0.04;
@@ -350,34 +322,8 @@ fn line_chart<DB: DrawingBackend>(
 ) -> Result<(), ChartError> {
     let categories = data.categories.len().max(1);
     let top = nice_top(data.max_value());
-    let mut chart = ChartBuilder::on(area)
-        .caption(&data.title, (FONT, 18).into_font().style(FontStyle::Bold))
-        .margin(12)
-        .margin_top(34)
-        .x_label_area_size(if data.long_labels() { 70 } else { 40 })
-        .y_label_area_size(64)
-        .build_cartesian_2d(-0.5f64..(categories as f64 - 0.5), 0f64..top)
-        .map_err(draw_error)?;
-    let names = data.categories.clone();
     let step = categories.div_ceil(12).max(1);
-    let label = move |x: &f64| {
-        let index = x.round();
-        if (x - index).abs() < 1e-6 && index >= 0.0 && (index as usize) % step == 0 {
-            names.get(index as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
-    chart
-        .configure_mesh()
-        .x_labels(categories * 2 + 1)
-        .x_label_formatter(&label)
-        .x_label_style((FONT, 12).into_font())
-        .y_label_style((FONT, 12).into_font())
-        .y_desc(&data.unit)
-        .axis_desc_style((FONT, 13).into_font())
-        .draw()
-        .map_err(draw_error)?;
+    let mut chart = categories_chart(area, data, top, step, true)?;
     let stub = top * 0.03;
     for s in 0..data.series.len() {
         let mut segment: Vec<(f64, f64)> = Vec::new();
@@ -429,15 +375,7 @@ fn pyramid<DB: DrawingBackend>(
         .y_label_area_size(70)
         .build_cartesian_2d(-top..top, -0.5f64..(categories as f64 - 0.5))
         .map_err(draw_error)?;
-    let names = data.categories.clone();
-    let label = move |y: &f64| {
-        let index = y.round();
-        if (y - index).abs() < 1e-6 && index >= 0.0 {
-            names.get(index as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
+    let label = category_label(data.categories.clone(), 1);
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -489,6 +427,60 @@ fn pyramid<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+/// Formats a numeric axis position as the category at that whole number,
+/// showing one category in `every` so that long axes stay legible.
+fn category_label(names: Vec<String>, every: usize) -> impl Fn(&f64) -> String {
+    move |position: &f64| {
+        let index = position.round();
+        let on_category = (position - index).abs() < 1e-6 && index >= 0.0;
+        if on_category && (index as usize) % every == 0 {
+            names.get(index as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    }
+}
+
+type CategoryChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Categories along x, values from 0 to `top` along y, with the title, the
+/// unit and labelled axes.
+fn categories_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    data: &ChartData,
+    top: f64,
+    label_every: usize,
+    vertical_grid: bool,
+) -> Result<CategoryChart<'a, DB>, ChartError> {
+    let categories = data.categories.len().max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&data.title, (FONT, 18).into_font().style(FontStyle::Bold))
+        .margin(12)
+        .margin_top(34)
+        .x_label_area_size(if data.long_labels() { 70 } else { 40 })
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.5f64..(categories as f64 - 0.5), 0f64..top)
+        .map_err(draw_error)?;
+    let label = category_label(data.categories.clone(), label_every);
+    let mut mesh = chart.configure_mesh();
+    if !vertical_grid {
+        mesh.disable_x_mesh();
+    }
+    mesh.x_labels(categories * 2 + 1)
+        .x_label_formatter(&label)
+        .x_label_style((FONT, 12).into_font())
+        .y_label_style((FONT, 12).into_font())
+        .y_desc(&data.unit)
+        .axis_desc_style((FONT, 13).into_font())
+        .draw()
+        .map_err(draw_error)?;
+    Ok(chart)
 }
 
 /// A round upper bound for an axis, with some headroom.

@@ -16,8 +16,8 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 
 use arrow::array::ArrayRef;
-use futures::{StreamExt, TryStreamExt};
 use arrow::record_batch::RecordBatch;
+use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 
 use crate::catalog::{
@@ -129,15 +129,26 @@ pub fn build(
         let contracts = scope.spawn(move || population.contracts_batch(world, services));
         let workers = scope.spawn(move || population.workers_batch(world, seed));
         let rest = (|| -> Result<Vec<(String, RecordBatch)>, GenerateError> {
-            let mut tables = vec![("households".to_string(), population.households_batch(world, services)?)];
+            let mut tables = vec![(
+                "households".to_string(),
+                population.households_batch(world, services)?,
+            )];
             for (name, batch) in services.batches(world, population)? {
                 tables.push((name.to_string(), batch));
             }
-            tables.push(("survey_workers".into(), survey::workers_batch(world, population, seed)?));
-            tables.push(("survey_families".into(), survey::families_batch(world, population, seed)?));
+            tables.push((
+                "survey_workers".into(),
+                survey::workers_batch(world, population, seed)?,
+            ));
+            tables.push((
+                "survey_families".into(),
+                survey::families_batch(world, population, seed)?,
+            ));
             Ok(tables)
         })();
-        let join = |handle: std::thread::ScopedJoinHandle<'_, _>| handle.join().expect("table builder thread");
+        let join = |handle: std::thread::ScopedJoinHandle<'_, _>| {
+            handle.join().expect("table builder thread")
+        };
         Ok::<_, GenerateError>((join(workers)?, join(contracts)?, rest?))
     })?;
     let (workers, contracts, rest) = built;
@@ -159,13 +170,21 @@ pub async fn generate(
     progress.set_message("writing");
     // Tables are independent commits, so they are written side by side to
     // use every core; each write is still atomic on its own.
-    let writes = observatory.batches.into_iter().map(|(name, batch)| async move {
-        let rows = batch.num_rows();
-        warehouse.write(&name, vec![batch], WriteMode::Replace).await?;
-        progress.inc(1);
-        Ok::<_, GenerateError>((name, rows))
-    });
-    let rows = futures::stream::iter(writes).buffered(4).try_collect().await?;
+    let writes = observatory
+        .batches
+        .into_iter()
+        .map(|(name, batch)| async move {
+            let rows = batch.num_rows();
+            warehouse
+                .write(&name, vec![batch], WriteMode::Replace)
+                .await?;
+            progress.inc(1);
+            Ok::<_, GenerateError>((name, rows))
+        });
+    let rows = futures::stream::iter(writes)
+        .buffered(4)
+        .try_collect()
+        .await?;
     Ok(GenerateSummary { rows })
 }
 
