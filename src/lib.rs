@@ -3,7 +3,8 @@
 //! ([`catalog`]), a calibrated synthetic observatory ([`generate`]), one
 //! gate for user SQL ([`query`]), indicators defined as SQL files
 //! ([`indicators`]) that pass disclosure control ([`disclosure`]) before
-//! they are published, and their charts ([`charts`]).
+//! they are published, their charts ([`charts`]), and design-based survey
+//! estimators callable from SQL ([`survey`]).
 //!
 //! The library knows nothing of terminals or HTTP; the binary and the server
 //! are thin layers over it.
@@ -15,3 +16,4 @@ pub mod disclosure;
 pub mod generate;
 pub mod indicators;
 pub mod query;
+pub mod survey;

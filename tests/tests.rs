@@ -9,4 +9,5 @@ mod dictionary;
 mod generate;
 mod indicators;
 mod query;
+mod survey;
 mod warehouse;

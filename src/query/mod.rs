@@ -119,7 +119,15 @@ impl QueryEngine {
             .with_information_schema(true)
             .with_default_catalog_and_schema("osservatorio", "public");
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        crate::survey::register(&ctx, crate::survey::SurveyOptions::default());
         Ok(Self { ctx, limits })
+    }
+
+    /// Sets how survey estimators treat lonely PSUs and flag unreliable
+    /// estimates, for every later query of this engine.
+    pub fn with_survey_options(self, options: crate::survey::SurveyOptions) -> Self {
+        crate::survey::register(&self.ctx, options);
+        self
     }
 
     pub fn limits(&self) -> QueryLimits {
