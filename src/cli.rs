@@ -44,6 +44,15 @@ pub struct Cli {
     /// Disclosure threshold: cells with fewer units are suppressed (default 5, at least 3).
     #[arg(long, global = true, env = "OSSERVATORIO_DISCLOSURE_THRESHOLD")]
     disclosure_threshold: Option<i64>,
+    /// Survey strata with one PSU: fail (default, as R), adjust, remove, certainty or average.
+    #[arg(long, global = true, env = "OSSERVATORIO_LONELY_PSU")]
+    lonely_psu: Option<String>,
+    /// Survey estimates on fewer respondents are flagged `u` (default 30).
+    #[arg(long, global = true, env = "OSSERVATORIO_RELIABILITY_MIN_N")]
+    reliability_min_n: Option<usize>,
+    /// Survey estimates with a larger coefficient of variation are flagged `u` (default 0.33).
+    #[arg(long, global = true, env = "OSSERVATORIO_RELIABILITY_MAX_CV")]
+    reliability_max_cv: Option<f64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -163,6 +172,9 @@ impl Cli {
             max_rows: self.max_rows,
             queries_dir: self.queries_dir,
             disclosure_threshold: self.disclosure_threshold,
+            lonely_psu: self.lonely_psu,
+            reliability_min_n: self.reliability_min_n,
+            reliability_max_cv: self.reliability_max_cv,
         })?;
         match self.command {
             Command::Generate { scale, seed } => run_generate(&config, &scale, seed).await,
@@ -328,7 +340,9 @@ fn describe_dataset(name: &str) -> Result<()> {
 /// Opens the warehouse and the indicator catalog, checking every indicator.
 async fn open_indicators(config: &Config) -> Result<(QueryEngine, IndicatorCatalog)> {
     let warehouse = open(config).await?;
-    let engine = QueryEngine::open(&warehouse, config.limits).await?;
+    let engine = QueryEngine::open(&warehouse, config.limits)
+        .await?
+        .with_survey_options(config.survey);
     let catalog =
         IndicatorCatalog::load(&config.queries_dir, &engine, config.disclosure_threshold).await?;
     Ok((engine, catalog))
@@ -422,7 +436,9 @@ async fn run_sql(
         bail!("{format:?} output is binary; write it to a file with --out or redirect standard output");
     }
     let warehouse = open(config).await?;
-    let engine = QueryEngine::open(&warehouse, config.limits).await?;
+    let engine = QueryEngine::open(&warehouse, config.limits)
+        .await?
+        .with_survey_options(config.survey);
     let result = engine.run(&sql).await?;
     write_output(out.as_deref(), |w| {
         Ok(write_batches(format, &result.schema, &result.batches, w)?)

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::query::QueryLimits;
+use crate::survey::{LonelyPsu, Reliability, SurveyOptions};
 
 /// The data directory used when none is given.
 pub const DEFAULT_DATA_DIR: &str = "data";
@@ -31,6 +32,9 @@ pub struct Overrides {
     pub max_rows: Option<usize>,
     pub queries_dir: Option<PathBuf>,
     pub disclosure_threshold: Option<i64>,
+    pub lonely_psu: Option<String>,
+    pub reliability_min_n: Option<usize>,
+    pub reliability_max_cv: Option<f64>,
 }
 
 /// The config file's keys, all optional.
@@ -43,6 +47,9 @@ struct ConfigFile {
     max_rows: Option<usize>,
     queries_dir: Option<PathBuf>,
     disclosure_threshold: Option<i64>,
+    lonely_psu: Option<String>,
+    reliability_min_n: Option<usize>,
+    reliability_max_cv: Option<f64>,
 }
 
 /// Problems with settings.
@@ -62,6 +69,10 @@ pub enum ConfigError {
     BadDuration(String),
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    #[error("lonely PSU option `{0}` is not one of fail, adjust, remove, certainty, average")]
+    BadLonelyPsu(String),
+    #[error("the reliability CV limit {0} must be a positive fraction, e.g. 0.33")]
+    BadCv(f64),
     #[error(
         "the disclosure threshold {0} is below the legal floor of {MINIMUM_DISCLOSURE_THRESHOLD}"
     )]
@@ -81,6 +92,8 @@ pub struct Config {
     /// Cells with fewer units than this are suppressed, unless an indicator
     /// sets its own threshold.
     pub disclosure_threshold: i64,
+    /// Lonely-PSU rule and reliability thresholds of survey estimates.
+    pub survey: SurveyOptions,
 }
 
 impl Config {
@@ -120,7 +133,34 @@ impl Config {
         if disclosure_threshold < MINIMUM_DISCLOSURE_THRESHOLD {
             return Err(ConfigError::ThresholdTooLow(disclosure_threshold));
         }
+        let lonely_psu = match overrides.lonely_psu.or(file.lonely_psu).as_deref() {
+            None | Some("fail") => LonelyPsu::Fail,
+            Some("adjust") => LonelyPsu::Adjust,
+            Some("remove") => LonelyPsu::Remove,
+            Some("certainty") => LonelyPsu::Certainty,
+            Some("average") => LonelyPsu::Average,
+            Some(other) => return Err(ConfigError::BadLonelyPsu(other.to_string())),
+        };
+        let defaults = Reliability::default();
+        let max_cv = overrides
+            .reliability_max_cv
+            .or(file.reliability_max_cv)
+            .unwrap_or(defaults.max_cv);
+        if !(max_cv > 0.0 && max_cv.is_finite()) {
+            return Err(ConfigError::BadCv(max_cv));
+        }
+        let reliability = Reliability {
+            min_n: overrides
+                .reliability_min_n
+                .or(file.reliability_min_n)
+                .unwrap_or(defaults.min_n),
+            max_cv,
+        };
         Ok(Config {
+            survey: SurveyOptions {
+                lonely_psu,
+                reliability,
+            },
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             data_dir_is_default,
             limits: QueryLimits {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray, StructArray};
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, StructArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use osservatorio::query::{QueryEngine, QueryLimits};
@@ -230,4 +230,72 @@ async fn small_or_imprecise_estimates_are_flagged() {
         .unwrap()
         .value(0);
     assert!(!flag, "n = 14 and CV 0.23 pass thresholds of 10 and 50%");
+}
+
+#[tokio::test]
+async fn survey_indicators_estimate_with_the_design_weights() {
+    let (engine, catalog) = crate::indicators::catalog().await;
+    let result = catalog
+        .run(
+            &engine,
+            "survey_hourly_pay",
+            &crate::indicators::params(&[("year", "2025")]),
+        )
+        .await
+        .unwrap();
+    let total = (0..result.num_rows())
+        .find(|&r| result.dimension("citizenship_group", r) == Some("_T"))
+        .unwrap();
+    let (mut weighted, mut weights, mut plain, mut n) = (0.0, 0.0, 0.0, 0.0);
+    for batch in
+        crate::support::read_table("survey_workers", &["wave", "weight", "hourly_pay_eur"]).await
+    {
+        let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+        let waves = column("wave");
+        let waves = waves
+            .as_any()
+            .downcast_ref::<arrow::array::Int32Array>()
+            .unwrap();
+        let w = column("weight");
+        let w = w.as_any().downcast_ref::<Float64Array>().unwrap();
+        let pay = column("hourly_pay_eur");
+        let pay = pay.as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..batch.num_rows() {
+            if waves.value(i) == 2025 && pay.is_valid(i) {
+                weighted += w.value(i) * pay.value(i);
+                weights += w.value(i);
+                plain += pay.value(i);
+                n += 1.0;
+            }
+        }
+    }
+    let estimate = result.measure("mean_eur", total).unwrap();
+    assert!(
+        (estimate - weighted / weights).abs() < 1e-9,
+        "{estimate} vs {}",
+        weighted / weights
+    );
+    assert!(
+        (estimate - plain / n).abs() > 1e-3,
+        "the unweighted mean differs from the design-based one"
+    );
+    assert_eq!(result.measure("respondents", total), Some(n));
+    let (low, high) = (
+        result.measure("ci_low", total).unwrap(),
+        result.measure("ci_high", total).unwrap(),
+    );
+    assert!(low < estimate && estimate < high);
+
+    let small = catalog
+        .run(
+            &engine,
+            "survey_anxiety",
+            &crate::indicators::params(&[("year", "2025"), ("district", "Casalmaggiore")]),
+        )
+        .await
+        .unwrap();
+    let flagged = (0..small.num_rows())
+        .filter(|&r| small.flags(r).contains('u'))
+        .count();
+    assert!(flagged > 0, "a domain of a few respondents is flagged u");
 }

@@ -224,7 +224,12 @@ async fn plan_indicator(
         message,
     };
     let schema = plan.schema();
-    for column in spec.dimensions.iter().chain(&spec.measures) {
+    for column in spec
+        .dimensions
+        .iter()
+        .chain(&spec.measures)
+        .chain(&spec.disclosure.reliability)
+    {
         if schema.field_with_unqualified_name(column).is_err() {
             return Err(shape_error(format!(
                 "the SELECT returns no column `{column}` declared in the header"

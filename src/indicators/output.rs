@@ -176,6 +176,8 @@ fn write_sdmx_csv<W: Write>(result: &IndicatorResult, out: W) -> Result<(), Outp
             let confidential = flag.contains(Flag::Confidential.eurostat_code());
             let status = if confidential {
                 Flag::Confidential.sdmx_obs_status()
+            } else if flag.contains(Flag::LowReliability.eurostat_code()) {
+                Flag::LowReliability.sdmx_obs_status()
             } else if flag.contains(Flag::Provisional.eurostat_code()) {
                 Flag::Provisional.sdmx_obs_status()
             } else {

@@ -193,11 +193,26 @@ pub(super) fn protect(
         fields.push(Field::new(name, DataType::Float64, true));
         columns.push(Arc::new(published));
     }
+    let unreliable: Vec<bool> = match &spec.disclosure.reliability {
+        Some(name) => {
+            let array = column(name, &DataType::Boolean)?;
+            let values = array
+                .as_any()
+                .downcast_ref::<arrow::array::BooleanArray>()
+                .expect("cast to boolean");
+            (0..rows)
+                .map(|i| values.is_valid(i) && values.value(i))
+                .collect()
+        }
+        None => vec![false; rows],
+    };
     let flags: StringArray = (0..rows)
         .map(|i| {
             let mut flags = String::new();
             if suppressed[i] {
                 flags.push(Flag::Confidential.eurostat_code());
+            } else if unreliable[i] {
+                flags.push(Flag::LowReliability.eurostat_code());
             }
             if provisional {
                 flags.push(Flag::Provisional.eurostat_code());

@@ -19,6 +19,7 @@ pub enum Theme {
     Contracts,
     Desks,
     Support,
+    Survey,
     Staff,
 }
 
@@ -31,6 +32,7 @@ impl Theme {
             Theme::Contracts => "contracts",
             Theme::Desks => "desks",
             Theme::Support => "support",
+            Theme::Survey => "survey",
             Theme::Staff => "staff",
         }
     }
@@ -81,6 +83,10 @@ pub struct DisclosureSpec {
     /// population) and stay published when their row's count is suppressed.
     #[serde(default)]
     pub public: Vec<String>,
+    /// A boolean result column (e.g. a survey estimate's `unreliable`) that
+    /// adds the flag `u` to its row.
+    #[serde(default)]
+    pub reliability: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
