@@ -2,10 +2,10 @@
 -- theme = "survey"
 -- title_it = "Prevalenza di sintomi d'ansia (GAD-2 ≥ 3)"
 -- title_en = "Prevalence of anxiety symptoms (GAD-2 ≥ 3)"
--- description_it = "Quota di lavoratrici e lavoratori con punteggio GAD-2 di 3 o più, per convivenza; le mancate risposte sono escluse. Stima dall'indagine campionaria dell'osservatorio (campione stratificato a due stadi: strati = ambiti, UPC = comuni), con errore standard linearizzato e intervallo di confidenza al 95% su scala logit (svyciprop, method = \"logit\") come il pacchetto R survey; i sottogruppi usano l'intero disegno (come svyby). Flag u: meno di 30 rispondenti o CV oltre il 33%."
--- description_en = "Share of workers with a GAD-2 score of 3 or more, by live-in status; non-responses are left out. Estimated from the observatory's sample survey (stratified two-stage sample: strata = districts, PSUs = municipalities), with a linearised standard error and a 95% logit confidence interval (svyciprop, method = \"logit\") as R's survey package computes them; subgroups use the whole design (as svyby). Flag u: fewer than 30 respondents or a CV above 33%."
+-- description_it = "Quota di lavoratrici e lavoratori con punteggio GAD-2 di 3 o più, per gruppo di cittadinanza; le mancate risposte sono escluse. Stima dall'indagine campionaria dell'osservatorio (campione stratificato a due stadi: strati = ambiti, UPC = comuni), con errore standard linearizzato e intervallo di confidenza al 95% su scala logit (svyciprop, method = \"logit\") come il pacchetto R survey; i sottogruppi usano l'intero disegno (come svyby). Flag u: meno di 30 rispondenti o CV oltre il 33%."
+-- description_en = "Share of workers with a GAD-2 score of 3 or more, by citizenship group; non-responses are left out. Estimated from the observatory's sample survey (stratified two-stage sample: strata = districts, PSUs = municipalities), with a linearised standard error and a 95% logit confidence interval (svyciprop, method = \"logit\") as R's survey package computes them; subgroups use the whole design (as svyby). Flag u: fewer than 30 respondents or a CV above 33%."
 -- unit = "share"
--- dimensions = ["live_in"]
+-- dimensions = ["citizenship_group"]
 -- measures = ["share", "se", "ci_low", "ci_high", "respondents"]
 -- chart = "bar"
 -- sources = ["survey_workers", "territories"]
@@ -29,7 +29,7 @@
 -- Whole strata are selected by the territory filters (strata are districts),
 -- which keeps the design valid; subgroups are domains, never a WHERE.
 WITH sample AS (
-    SELECT s.*, CAST(s.live_in AS VARCHAR) AS domain_value
+    SELECT s.*, s.citizenship_group AS domain_value
     FROM survey_workers s
     JOIN territories t ON t.istat_code = s.psu
     WHERE s.wave = $year
@@ -48,7 +48,7 @@ estimates AS (
     FROM sample s CROSS JOIN domains d
     GROUP BY d.domain_value
 )
-SELECT domain_value AS live_in,
+SELECT domain_value AS citizenship_group,
        get_field(e, 'estimate') AS share,
        get_field(e, 'se') AS se,
        get_field(e, 'logit_low') AS ci_low,

@@ -2,10 +2,10 @@
 -- theme = "survey"
 -- title_it = "Quota di lavoro non o parzialmente dichiarato"
 -- title_en = "Share of undeclared or partly declared work"
--- description_it = "Quota di rapporti non dichiarati o dichiarati solo in parte, per tipologia di lavoro. Stima dall'indagine campionaria dell'osservatorio (campione stratificato a due stadi: strati = ambiti, UPC = comuni), con errore standard linearizzato e intervallo di confidenza al 95% su scala logit (svyciprop, method = \"logit\") come il pacchetto R survey; i sottogruppi usano l'intero disegno (come svyby). Flag u: meno di 30 rispondenti o CV oltre il 33%."
--- description_en = "Share of undeclared or partly declared employment, by type of work. Estimated from the observatory's sample survey (stratified two-stage sample: strata = districts, PSUs = municipalities), with a linearised standard error and a 95% logit confidence interval (svyciprop, method = \"logit\") as R's survey package computes them; subgroups use the whole design (as svyby). Flag u: fewer than 30 respondents or a CV above 33%."
+-- description_it = "Quota di rapporti non dichiarati o dichiarati solo in parte, per gruppo di cittadinanza. Stima dall'indagine campionaria dell'osservatorio (campione stratificato a due stadi: strati = ambiti, UPC = comuni), con errore standard linearizzato e intervallo di confidenza al 95% su scala logit (svyciprop, method = \"logit\") come il pacchetto R survey; i sottogruppi usano l'intero disegno (come svyby). Flag u: meno di 30 rispondenti o CV oltre il 33%."
+-- description_en = "Share of undeclared or partly declared employment, by citizenship group. Estimated from the observatory's sample survey (stratified two-stage sample: strata = districts, PSUs = municipalities), with a linearised standard error and a 95% logit confidence interval (svyciprop, method = \"logit\") as R's survey package computes them; subgroups use the whole design (as svyby). Flag u: fewer than 30 respondents or a CV above 33%."
 -- unit = "share"
--- dimensions = ["job_type"]
+-- dimensions = ["citizenship_group"]
 -- measures = ["share", "se", "ci_low", "ci_high", "respondents"]
 -- chart = "bar"
 -- sources = ["survey_workers", "territories"]
@@ -29,7 +29,7 @@
 -- Whole strata are selected by the territory filters (strata are districts),
 -- which keeps the design valid; subgroups are domains, never a WHERE.
 WITH sample AS (
-    SELECT s.*, s.job_type AS domain_value
+    SELECT s.*, s.citizenship_group AS domain_value
     FROM survey_workers s
     JOIN territories t ON t.istat_code = s.psu
     WHERE s.wave = $year
@@ -48,7 +48,7 @@ estimates AS (
     FROM sample s CROSS JOIN domains d
     GROUP BY d.domain_value
 )
-SELECT domain_value AS job_type,
+SELECT domain_value AS citizenship_group,
        get_field(e, 'estimate') AS share,
        get_field(e, 'se') AS se,
        get_field(e, 'logit_low') AS ci_low,

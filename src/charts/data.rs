@@ -41,6 +41,8 @@ pub struct ChartData {
     /// Labels of the series (bars within a category, lines, pyramid sides).
     pub series: Vec<String>,
     values: HashMap<(usize, usize), Value>,
+    /// 95% confidence intervals of survey estimates, drawn as error bars.
+    intervals: HashMap<(usize, usize), (f64, f64)>,
 }
 
 impl ChartData {
@@ -70,6 +72,7 @@ impl ChartData {
         let mut categories: Vec<String> = Vec::new();
         let mut series: Vec<String> = Vec::new();
         let mut values = HashMap::new();
+        let mut intervals = HashMap::new();
         let index_of =
             |list: &mut Vec<String>, label: String| match list.iter().position(|l| *l == label) {
                 Some(i) => i,
@@ -113,6 +116,13 @@ impl ChartData {
                     None => Value::Missing,
                 };
                 values.insert((c, s), value);
+                if let (Value::Number(_), Some(low), Some(high)) = (
+                    value,
+                    result.measure("ci_low", row),
+                    result.measure("ci_high", row),
+                ) {
+                    intervals.insert((c, s), (low, high));
+                }
             }
         }
         if series.is_empty() {
@@ -146,6 +156,7 @@ impl ChartData {
             categories,
             series,
             values,
+            intervals,
         }
     }
 
@@ -157,10 +168,14 @@ impl ChartData {
     }
 
     pub fn max_value(&self) -> f64 {
-        self.values
-            .values()
-            .filter_map(|v| v.number())
-            .fold(0.0, f64::max)
+        let values = self.values.values().filter_map(|v| v.number());
+        let highs = self.intervals.values().map(|(_, high)| *high);
+        values.chain(highs).fold(0.0, f64::max)
+    }
+
+    /// The confidence interval of a cell, if the indicator publishes one.
+    pub fn interval(&self, category: usize, series: usize) -> Option<(f64, f64)> {
+        self.intervals.get(&(category, series)).copied()
     }
 
     /// True when category labels need room under the axis.

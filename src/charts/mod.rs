@@ -251,6 +251,9 @@ fn bar_chart<DB: DrawingBackend>(
                             color(s).filled(),
                         )))
                         .map_err(draw_error)?;
+                    if let (false, Some((low, high))) = (stacked, data.interval(c, s)) {
+                        draw_error_bar(&mut chart, (x0 + x1) / 2.0, (x1 - x0) / 4.0, low, high)?;
+                    }
                 }
                 Value::Suppressed => {
                     let (y0, y1) = if stacked {
@@ -265,6 +268,31 @@ fn bar_chart<DB: DrawingBackend>(
             }
         }
     }
+    Ok(())
+}
+
+/// A confidence interval as a vertical bar with caps.
+fn draw_error_bar<DB: DrawingBackend>(
+    chart: &mut CategoryChart<'_, DB>,
+    x: f64,
+    half_cap: f64,
+    low: f64,
+    high: f64,
+) -> Result<(), ChartError> {
+    let ink = BLACK.stroke_width(1);
+    let low = low.max(0.0);
+    let lines = [
+        vec![(x, low), (x, high)],
+        vec![(x - half_cap, low), (x + half_cap, low)],
+        vec![(x - half_cap, high), (x + half_cap, high)],
+    ];
+    chart
+        .draw_series(
+            lines
+                .into_iter()
+                .map(|points| PathElement::new(points, ink)),
+        )
+        .map_err(draw_error)?;
     Ok(())
 }
 
