@@ -1,3 +1,6 @@
+//! Tests of the suppression rules, the secondary suppression and the audit,
+//! including an attacker that tries to recompute every suppressed cell.
+
 use super::*;
 
 fn table(dimensions: &[&str], cells: &[(&[&str], i64)]) -> CountTable {
