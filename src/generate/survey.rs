@@ -200,6 +200,7 @@ pub fn families_batch(
     let mut rng = stream(seed, "survey.families");
     let mut rows = Rows::default();
     for &wave in WAVES {
+        let assistants = current_assistants(people, wave);
         let bit = 1u16 << (wave - FIRST_YEAR);
         let units: Vec<(u32, usize, u32)> = people
             .households
@@ -229,6 +230,9 @@ pub fn families_batch(
             rows.text("recipient_sex", if h.recipient_female { "F" } else { "M" });
             rows.text("dependency", h.dependency);
             rows.flag("live_in", live_in);
+            let assistant =
+                assistants[d.unit as usize].map_or(0, |w| people.workers[w as usize].citizenship);
+            rows.text("assistant_citizenship_group", citizenship_group(assistant));
             let spending = if live_in {
                 rng.random_range(1_300.0_f64..2_100.0)
             } else {
@@ -341,4 +345,25 @@ impl Rows {
         }
         batch(dataset, columns)
     }
+}
+
+/// For each household, the worker of its latest contract started by the end
+/// of `wave`: the assistant a family interviewed that year describes.
+fn current_assistants(people: &Population, wave: i32) -> Vec<Option<u32>> {
+    let mut latest: Vec<Option<(i32, u32)>> = vec![None; people.households.len()];
+    let contracts = &people.contracts;
+    for i in 0..contracts.len() {
+        let start = contracts.start[i];
+        if year_of(start) > wave {
+            continue;
+        }
+        let slot = &mut latest[contracts.household[i] as usize];
+        if slot.is_none_or(|(s, _)| s <= start) {
+            *slot = Some((start, contracts.worker[i]));
+        }
+    }
+    latest
+        .into_iter()
+        .map(|l| l.map(|(_, worker)| worker))
+        .collect()
 }
