@@ -139,6 +139,27 @@ fn sql_writes_the_requested_format() {
         "{description}"
     );
 
+    let mut child = Command::new(env!("CARGO_BIN_EXE_osservatorio"))
+        .current_dir(dir.path())
+        .args(["--data-dir", &warehouse, "sql", "--format", "csv"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS desks FROM desks")
+        .unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stdout),
+        "desks\n9\n",
+        "SQL read from standard input"
+    );
+
     let sql_file = dir.path().join("q.sql");
     std::fs::write(&sql_file, "SELECT name FROM desks ORDER BY desk_id LIMIT 1").unwrap();
     let output = osservatorio(

@@ -496,3 +496,34 @@ async fn sdmx_csv_carries_flags_and_dimensions() {
     assert_eq!(json["disclosure"]["threshold"], 5);
     assert_eq!(json["title"], "Domestic workers by type of work and sex");
 }
+
+#[tokio::test]
+async fn a_year_not_over_is_flagged_provisional() {
+    use chrono::Datelike;
+    let (engine, catalog) = catalog().await;
+    let this_year = chrono::Local::now().year().to_string();
+    let current = catalog
+        .run(
+            &engine,
+            "contracts_started_by_year",
+            &params(&[("year", &this_year)]),
+        )
+        .await
+        .unwrap();
+    assert!(current.num_rows() > 0);
+    for row in 0..current.num_rows() {
+        assert!(
+            current.flags(row).contains('p'),
+            "row {row} of a year not over is provisional"
+        );
+    }
+    let past = catalog
+        .run(
+            &engine,
+            "contracts_started_by_year",
+            &params(&[("year", "2023")]),
+        )
+        .await
+        .unwrap();
+    assert!((0..past.num_rows()).all(|row| !past.flags(row).contains('p')));
+}
