@@ -1,11 +1,11 @@
 //! The data dictionary, the reference tables, and the warehouse's schemas
 //! and file format against them.
 
-use arrow::array::{Array, Float64Array, StringArray};
+use arrow::array::{Float64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use osservatorio::catalog::{load_reference_table, DatasetKind, Dictionary, Warehouse};
 
-use crate::support::{dictionary, province_warehouse, scalar_i64};
+use crate::support::{column, dictionary, province_warehouse, scalar_i64};
 
 const DESIGN_DATASETS: &[&str] = &[
     "territories",
@@ -179,20 +179,12 @@ fn reference_tables_hold_italy_and_the_projects() {
         territories.num_rows() > 7_800,
         "every municipality of Italy"
     );
-    let column = |name: &str| {
-        territories
-            .column_by_name(name)
-            .unwrap()
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap()
-            .clone()
-    };
+    let text = |name: &str| column::<StringArray>(&territories, name).clone();
     let (istat, name, district, province) = (
-        column("istat_code"),
-        column("municipality"),
-        column("district"),
-        column("province_code"),
+        text("istat_code"),
+        text("municipality"),
+        text("district"),
+        text("province_code"),
     );
     let cremona: Vec<usize> = (0..territories.num_rows())
         .filter(|&i| province.value(i) == "019")
@@ -218,20 +210,8 @@ fn reference_tables_hold_italy_and_the_projects() {
     }
 
     let projects = load_reference_table(dictionary.require("projects").unwrap()).unwrap();
-    let ids = projects
-        .column_by_name("project_id")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .unwrap()
-        .clone();
-    let budgets = projects
-        .column_by_name("budget_eur")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .unwrap()
-        .clone();
+    let ids = column::<StringArray>(&projects, "project_id").clone();
+    let budgets = column::<Float64Array>(&projects, "budget_eur").clone();
     let budget = |id: &str| {
         budgets.value(
             (0..projects.num_rows())

@@ -13,7 +13,7 @@ use osservatorio::indicators::{
     ParameterValues, Theme,
 };
 
-use crate::support::{engine, province_warehouse, read_table};
+use crate::support::{column, engine, province_warehouse, read_table};
 
 pub fn queries_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")
@@ -183,21 +183,11 @@ fn cell(result: &IndicatorResult, coordinates: &[(&str, &str)], measure: &str) -
 }
 
 fn strings<'a>(batch: &'a RecordBatch, name: &str) -> &'a StringArray {
-    batch
-        .column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .unwrap()
+    column::<StringArray>(batch, name)
 }
 
 fn dates<'a>(batch: &'a RecordBatch, name: &str) -> &'a Date32Array {
-    batch
-        .column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Date32Array>()
-        .unwrap()
+    column::<Date32Array>(batch, name)
 }
 
 fn year_of(days: i32) -> i32 {
@@ -240,12 +230,7 @@ async fn known_answers_from_the_raw_rows() {
     let subsidies = read_table("subsidies", &["granted_on", "amount_eur"]).await;
     let (mut count, mut amount) = (0usize, 0.0f64);
     for b in &subsidies {
-        let amounts = b
-            .column_by_name("amount_eur")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
+        let amounts = column::<Float64Array>(b, "amount_eur");
         for i in 0..b.num_rows() {
             if year_of(dates(b, "granted_on").value(i)) == year {
                 count += 1;
@@ -282,18 +267,8 @@ async fn known_answers_from_the_raw_rows() {
     let mut classes: HashMap<&str, usize> = HashMap::new();
     for b in &contracts {
         let types = strings(b, "job_type");
-        let declared = b
-            .column_by_name("declared")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<arrow::array::BooleanArray>()
-            .unwrap();
-        let hours = b
-            .column_by_name("weekly_hours")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int32Array>()
-            .unwrap();
+        let declared = column::<arrow::array::BooleanArray>(b, "declared");
+        let hours = column::<Int32Array>(b, "weekly_hours");
         for i in 0..b.num_rows() {
             if year_of(dates(b, "start_date").value(i)) != year {
                 continue;

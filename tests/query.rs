@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use osservatorio::catalog::Warehouse;
 use osservatorio::query::{write_batches, OutputFormat, QueryEngine, QueryError, QueryLimits};
 
-use crate::support::{dictionary, engine, province_warehouse, read_table};
+use crate::support::{column, dictionary, engine, province_warehouse, read_table};
 
 #[tokio::test]
 async fn the_gate_refuses_anything_but_reading() {
@@ -105,12 +105,7 @@ async fn the_row_cap_cuts_and_marks_the_result() {
 }
 
 fn text<'a>(batch: &'a RecordBatch, name: &str) -> &'a StringArray {
-    batch
-        .column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .unwrap()
+    column::<StringArray>(batch, name)
 }
 
 #[tokio::test]
@@ -132,18 +127,8 @@ async fn a_join_matches_numbers_computed_from_the_files() {
     let mut expected: HashMap<String, (i64, i64)> = HashMap::new();
     for batch in read_table("contracts", &["worker_id", "start_date", "weekly_hours"]).await {
         let ids = text(&batch, "worker_id");
-        let starts = batch
-            .column_by_name("start_date")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<arrow::array::Date32Array>()
-            .unwrap();
-        let hours = batch
-            .column_by_name("weekly_hours")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int32Array>()
-            .unwrap();
+        let starts = column::<arrow::array::Date32Array>(&batch, "start_date");
+        let hours = column::<Int32Array>(&batch, "weekly_hours");
         for i in 0..batch.num_rows() {
             if (from..to).contains(&starts.value(i)) {
                 let entry = expected.entry(group_of[ids.value(i)].clone()).or_default();

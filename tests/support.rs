@@ -123,3 +123,13 @@ pub async fn read_table(name: &str, columns: &[&str]) -> Vec<RecordBatch> {
     }
     batches
 }
+
+/// A column of `batch` as its concrete Arrow array type.
+pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column `{name}`"))
+        .as_any()
+        .downcast_ref::<T>()
+        .unwrap_or_else(|| panic!("column `{name}` has another type"))
+}
