@@ -5,7 +5,7 @@
 //! rules a dictionary file must obey. It must not touch the warehouse: it
 //! describes tables, it never reads or writes them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -379,13 +379,5 @@ impl Dictionary {
 
     pub fn names(&self) -> Vec<&str> {
         self.datasets.iter().map(|d| d.name.as_str()).collect()
-    }
-
-    /// Label of each dataset in Italian and English, keyed by name.
-    pub fn labels(&self) -> BTreeMap<&str, (&str, &str)> {
-        self.datasets
-            .iter()
-            .map(|d| (d.name.as_str(), (d.label_it.as_str(), d.label_en.as_str())))
-            .collect()
     }
 }

@@ -119,12 +119,22 @@ impl Warehouse {
 
     /// True when no dataset has been written yet.
     pub async fn is_empty(&self) -> Result<bool, CatalogError> {
-        for spec in self.dictionary.datasets() {
-            if self.table(&spec.name).await?.is_some() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        // A committed table has at least one JSON entry in its log; reading
+        // the logs themselves is not needed to know that.
+        let committed = |name: &str| {
+            std::fs::read_dir(self.root.join(name).join("_delta_log")).is_ok_and(|entries| {
+                entries.flatten().any(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.ends_with(".json") && name.starts_with(|c: char| c.is_ascii_digit())
+                })
+            })
+        };
+        Ok(!self
+            .dictionary
+            .datasets()
+            .iter()
+            .any(|spec| committed(&spec.name)))
     }
 
     fn table_url(&self, name: &str) -> Result<Url, CatalogError> {

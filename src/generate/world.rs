@@ -68,6 +68,8 @@ pub struct World {
     pub desks: Vec<Desk>,
     /// The family desk of each district, by district index.
     pub family_desk: Vec<usize>,
+    /// The registry office of each district's province, by district index.
+    registry_desk: Vec<usize>,
     /// Where carers work: municipalities weighted by residents aged 80+.
     pub carer_places: Categorical,
     /// Where domestic helpers work: municipalities weighted by residents.
@@ -156,6 +158,7 @@ impl World {
             districts,
             desks: Vec::new(),
             family_desk: Vec::new(),
+            registry_desk: Vec::new(),
             carer_places,
             helper_places,
             workers_per_year,
@@ -242,21 +245,27 @@ impl World {
                 });
             }
         }
+        // Looked up once here: generators ask for it for every registered worker.
+        self.registry_desk = family_desk
+            .iter()
+            .map(|&family| {
+                let province = &self.municipalities[desks[family].municipality].province;
+                desks
+                    .iter()
+                    .position(|d| {
+                        d.kind == DeskKind::RegistryOffice
+                            && &self.municipalities[d.municipality].province == province
+                    })
+                    .expect("every province has a registry office")
+            })
+            .collect();
         self.desks = desks;
         self.family_desk = family_desk;
     }
 
     /// Index of the registry office serving a district.
     pub fn registry_desk(&self, district: usize) -> usize {
-        let province =
-            &self.municipalities[self.desks[self.family_desk[district]].municipality].province;
-        self.desks
-            .iter()
-            .position(|d| {
-                d.kind == DeskKind::RegistryOffice
-                    && &self.municipalities[d.municipality].province == province
-            })
-            .expect("every province has a registry office")
+        self.registry_desk[district]
     }
 
     pub fn desk_id(index: usize) -> String {

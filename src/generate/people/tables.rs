@@ -25,9 +25,6 @@ impl Population {
     pub fn workers_batch(&self, world: &World, seed: u64) -> Result<RecordBatch, GenerateError> {
         let mut rng = stream(seed, "workers.registry");
         let n = self.workers.len();
-        let registry_desk: Vec<usize> = (0..world.districts.len())
-            .map(|d| world.registry_desk(d))
-            .collect();
         let mut desk = StringBuilder::with_capacity(n, n * 6);
         let mut italian_level = StringBuilder::with_capacity(n, n * 2);
         let mut skills = StringBuilder::with_capacity(n, n * 24);
@@ -43,7 +40,7 @@ impl Population {
         for w in &self.workers {
             let district = world.municipalities[w.municipality as usize].district;
             if w.in_registry {
-                desk.append_value(World::desk_id(registry_desk[district]));
+                desk.append_value(World::desk_id(world.registry_desk(district)));
             } else {
                 desk.append_null();
             }
