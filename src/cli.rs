@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use osservatorio::auth::{self, Role};
 use osservatorio::catalog::{Dictionary, Warehouse};
 use osservatorio::charts::{self, ChartOptions, ImageFormat};
 use osservatorio::config::{Config, Overrides};
@@ -17,7 +18,9 @@ use osservatorio::generate::{self, GenerateOptions, Scale};
 use osservatorio::indicators::{
     write_indicator, IndicatorCatalog, IndicatorFormat, IndicatorResult, Lang, ParameterValues,
 };
+use osservatorio::observatory::Observatory;
 use osservatorio::query::{write_batches, OutputFormat, QueryEngine};
+use osservatorio::server::{self, AppState, ServerLimits};
 
 /// Osservatorio: data platform of an observatory on domestic care work in Italy.
 #[derive(Debug, Parser)]
@@ -121,6 +124,30 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Serve the API and the committee page over HTTP.
+    Serve {
+        /// Address and port, e.g. 0.0.0.0:8080 (default 127.0.0.1:8080).
+        /// Any address but loopback needs tokens in the config file.
+        #[arg(long, env = "OSSERVATORIO_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Manage the API's bearer tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Create a token, store its SHA-256 in the config file and print it once.
+    Create {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Who the token is for, e.g. a person or a notebook server.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// Parameters of an indicator.
@@ -175,9 +202,17 @@ impl Cli {
             lonely_psu: self.lonely_psu,
             reliability_min_n: self.reliability_min_n,
             reliability_max_cv: self.reliability_max_cv,
+            listen: match &self.command {
+                Command::Serve { listen } => listen.clone(),
+                _ => None,
+            },
         })?;
         match self.command {
             Command::Generate { scale, seed } => run_generate(&config, &scale, seed).await,
+            Command::Serve { .. } => run_serve(config).await,
+            Command::Token {
+                action: TokenAction::Create { role, name },
+            } => create_token(&config, role, &name),
             Command::Datasets { name: None } => run_datasets(&config).await,
             Command::Datasets { name: Some(name) } => describe_dataset(&name),
             Command::Sql {
@@ -449,5 +484,55 @@ async fn run_sql(
             config.limits.max_rows
         );
     }
+    Ok(())
+}
+
+/// How often the server looks for new table versions.
+const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn run_serve(config: Config) -> Result<()> {
+    let mut access = config.access.clone();
+    let mut session_token = None;
+    if access.has_no_tokens() {
+        server::check_exposure(config.listen, &access)?;
+        let (token, record) = auth::new_token("session", Role::Researcher);
+        access = access.with_token(record);
+        session_token = Some(token);
+    }
+    let warehouse = open(&config).await?;
+    let limits = ServerLimits {
+        body_bytes: server::DEFAULT_BODY_LIMIT,
+        request_timeout: config.limits.timeout + std::time::Duration::from_secs(10),
+    };
+    let listen = config.listen;
+    let observatory = std::sync::Arc::new(Observatory::open(warehouse, config).await?);
+    let _watcher = observatory.watch(REFRESH_INTERVAL);
+    let listener = server::bind(listen).await?;
+    let address = listener.local_addr()?;
+    eprintln!("serving the observatory at http://{address}/");
+    if let Some(token) = session_token {
+        eprintln!(
+            "no tokens are configured, so this session has its own researcher token:\n    {token}\n\
+             e.g. curl -H 'Authorization: Bearer {token}' --data 'SELECT count(*) FROM workers' http://{address}/api/sql"
+        );
+    }
+    let state = AppState::new(observatory, access, limits);
+    server::serve(listener, state, server::shutdown_signal()).await?;
+    Ok(())
+}
+
+fn create_token(config: &Config, role: Role, name: &str) -> Result<()> {
+    let path = config
+        .config_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(osservatorio::config::DEFAULT_CONFIG_FILE));
+    let (token, record) = auth::new_token(name, role);
+    osservatorio::config::add_token(&path, &record)?;
+    eprintln!(
+        "created the {} token `{name}`; its hash is in {}. The token is shown only now:",
+        role.as_str(),
+        path.display()
+    );
+    println!("{token}");
     Ok(())
 }

@@ -4,16 +4,22 @@
 //! Owns parsing and validation of settings. It must not be re-read later or
 //! kept in a global: the binary builds it and passes it down.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::{Access, AggregateAccess, AuthError, TokenRecord};
 use crate::query::QueryLimits;
 use crate::survey::{LonelyPsu, Reliability, SurveyOptions};
 
 /// The data directory used when none is given.
 pub const DEFAULT_DATA_DIR: &str = "data";
+/// The config file read from the working directory when none is named.
+pub const DEFAULT_CONFIG_FILE: &str = "osservatorio.toml";
+/// Where `serve` listens by default: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The indicators directory used when none is given.
 pub const DEFAULT_QUERIES_DIR: &str = "queries";
 /// Default disclosure threshold: cells with fewer units are suppressed.
@@ -35,6 +41,7 @@ pub struct Overrides {
     pub lonely_psu: Option<String>,
     pub reliability_min_n: Option<usize>,
     pub reliability_max_cv: Option<f64>,
+    pub listen: Option<String>,
 }
 
 /// The config file's keys, all optional.
@@ -50,6 +57,11 @@ struct ConfigFile {
     lonely_psu: Option<String>,
     reliability_min_n: Option<usize>,
     reliability_max_cv: Option<f64>,
+    listen: Option<String>,
+    /// `public` (default) or `committee`: who may see aggregate outputs.
+    aggregates: Option<AggregateAccess>,
+    #[serde(default)]
+    tokens: Vec<TokenRecord>,
 }
 
 /// Problems with settings.
@@ -77,6 +89,16 @@ pub enum ConfigError {
         "the disclosure threshold {0} is below the legal floor of {MINIMUM_DISCLOSURE_THRESHOLD}"
     )]
     ThresholdTooLow(i64),
+    #[error("listen address `{0}` is not an IP address and port, e.g. 127.0.0.1:8080")]
+    BadListen(String),
+    #[error("config file {path}: {source}")]
+    Token {
+        path: String,
+        #[source]
+        source: AuthError,
+    },
+    #[error("config file {path}: a token named `{name}` already exists")]
+    DuplicateToken { path: String, name: String },
 }
 
 /// The resolved configuration.
@@ -94,14 +116,42 @@ pub struct Config {
     pub disclosure_threshold: i64,
     /// Lonely-PSU rule and reliability thresholds of survey estimates.
     pub survey: SurveyOptions,
+    /// Where `serve` listens.
+    pub listen: SocketAddr,
+    /// Configured tokens and who may see aggregates.
+    pub access: Access,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Config {
     pub fn resolve(overrides: Overrides) -> Result<Self, ConfigError> {
-        let file = match &overrides.config_file {
+        // A config file in the working directory is read without being named,
+        // so that `token create` and `serve` agree on it by default.
+        let config_file = overrides.config_file.clone().or_else(|| {
+            let local = PathBuf::from(DEFAULT_CONFIG_FILE);
+            local.is_file().then_some(local)
+        });
+        let file = match &config_file {
             Some(path) => read_file(path)?,
             None => ConfigFile::default(),
         };
+        let listen_text = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| ConfigError::BadListen(listen_text.clone()))?;
+        let access =
+            Access::new(file.tokens, file.aggregates.unwrap_or_default()).map_err(|source| {
+                ConfigError::Token {
+                    path: config_file
+                        .as_ref()
+                        .map_or_else(String::new, |p| p.display().to_string()),
+                    source,
+                }
+            })?;
         let defaults = QueryLimits::default();
         let data_dir = overrides.data_dir.or(file.data_dir);
         let data_dir_is_default = data_dir.is_none();
@@ -157,6 +207,9 @@ impl Config {
             max_cv,
         };
         Ok(Config {
+            listen,
+            access,
+            config_file,
             survey: SurveyOptions {
                 lonely_psu,
                 reliability,
@@ -175,6 +228,45 @@ impl Config {
             disclosure_threshold,
         })
     }
+}
+
+/// Appends a token record to the config file, creating the file if needed,
+/// through a temporary file renamed into place.
+pub fn add_token(path: &Path, record: &TokenRecord) -> Result<(), ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    let existing: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.message().to_string(),
+    })?;
+    if existing.tokens.iter().any(|t| t.name == record.name) {
+        return Err(ConfigError::DuplicateToken {
+            path: path.display().to_string(),
+            name: record.name.clone(),
+        });
+    }
+    let entry = toml::to_string(record).expect("a token record serialises");
+    let mut updated = text;
+    if !updated.is_empty() && !updated.ends_with('\n') {
+        updated.push('\n');
+    }
+    updated.push_str("\n[[tokens]]\n");
+    updated.push_str(&entry);
+    let io_error = |source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, updated).map_err(io_error)?;
+    std::fs::rename(&partial, path).map_err(io_error)
 }
 
 fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {

@@ -4,16 +4,21 @@
 //! gate for user SQL ([`query`]), indicators defined as SQL files
 //! ([`indicators`]) that pass disclosure control ([`disclosure`]) before
 //! they are published, their charts ([`charts`]), and design-based survey
-//! estimators callable from SQL ([`survey`]).
+//! estimators callable from SQL ([`survey`]). [`observatory`] keeps the live
+//! snapshot and cache behind long-running front ends, [`server`] is the HTTP
+//! API over it, and [`auth`] holds roles and tokens.
 //!
 //! The library knows nothing of terminals or HTTP; the binary and the server
 //! are thin layers over it.
 
+pub mod auth;
 pub mod catalog;
 pub mod charts;
 pub mod config;
 pub mod disclosure;
 pub mod generate;
 pub mod indicators;
+pub mod observatory;
 pub mod query;
+pub mod server;
 pub mod survey;

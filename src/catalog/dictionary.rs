@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::CatalogError;
 
@@ -101,7 +101,7 @@ pub fn reference_csv(file: &str) -> Option<&'static str> {
 }
 
 /// What a dataset is for; decides who may write it and how it is partitioned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
     /// Small committed tables (territories, projects, targets, pay scales, desks).
@@ -113,7 +113,7 @@ pub enum DatasetKind {
 }
 
 /// The column types the dictionary may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {
     Utf8,
@@ -139,7 +139,7 @@ impl ColumnType {
 }
 
 /// One column of a dataset, as the dictionary describes it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnSpec {
     pub name: String,
@@ -173,7 +173,7 @@ pub struct ColumnSpec {
 }
 
 /// The survey design columns of a survey dataset.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SurveyDesign {
     pub weight: String,
@@ -182,7 +182,7 @@ pub struct SurveyDesign {
 }
 
 /// One dataset of the dictionary.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSpec {
     pub name: String,

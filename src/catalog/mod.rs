@@ -14,7 +14,7 @@ pub use dictionary::{
     YEAR_COLUMN,
 };
 pub use reference::load_reference_table;
-pub use warehouse::{TableStatus, Warehouse, WriteMode, WAREHOUSE_MARKER};
+pub use warehouse::{TableStatus, TableVersions, Warehouse, WriteMode, WAREHOUSE_MARKER};
 
 /// Everything that can go wrong in the catalog.
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,9 @@ pub enum WriteMode {
     Append,
 }
 
+/// The Delta version of each dataset, by name; `None` for a table never written.
+pub type TableVersions = std::collections::BTreeMap<String, Option<u64>>;
+
 /// What `osservatorio datasets` shows for one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableStatus {
@@ -243,10 +246,40 @@ impl Warehouse {
         Ok(out)
     }
 
-    /// Registers every dataset under its name. A dataset never written is
-    /// registered as an empty table with its dictionary schema, so queries
-    /// name the same tables whatever has been loaded so far.
-    pub async fn register_all(&self, ctx: &SessionContext) -> Result<(), CatalogError> {
+    /// The current version of every dataset, `None` if never written, read
+    /// from the names in each Delta log without parsing it, so it is cheap
+    /// enough to poll.
+    pub fn versions(&self) -> Result<TableVersions, CatalogError> {
+        let mut versions = TableVersions::new();
+        for spec in self.dictionary.datasets() {
+            let log = self.root.join(&spec.name).join("_delta_log");
+            let latest = match std::fs::read_dir(&log) {
+                Ok(entries) => entries
+                    .flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name();
+                        name.to_str()?.strip_suffix(".json")?.parse::<u64>().ok()
+                    })
+                    .max(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(source) => {
+                    return Err(CatalogError::Io {
+                        path: log.display().to_string(),
+                        source,
+                    })
+                }
+            };
+            versions.insert(spec.name.clone(), latest);
+        }
+        Ok(versions)
+    }
+
+    /// Registers every dataset under its name and returns the version of each
+    /// table registered. A dataset never written is registered as an empty
+    /// table with its dictionary schema, so queries name the same tables
+    /// whatever has been loaded so far.
+    pub async fn register_all(&self, ctx: &SessionContext) -> Result<TableVersions, CatalogError> {
+        let mut versions = TableVersions::new();
         for spec in self.dictionary.datasets() {
             let register_err = |source| CatalogError::Register {
                 dataset: spec.name.clone(),
@@ -255,6 +288,7 @@ impl Warehouse {
             let provider: Arc<dyn datafusion::catalog::TableProvider> =
                 match self.table(&spec.name).await? {
                     Some(table) => {
+                        versions.insert(spec.name.clone(), table.version());
                         table
                             .update_datafusion_session(&ctx.state())
                             .map_err(|source| CatalogError::Delta {
@@ -263,15 +297,18 @@ impl Warehouse {
                             })?;
                         table.table_provider().await.map_err(register_err)?
                     }
-                    None => Arc::new(
-                        MemTable::try_new(spec.arrow_schema(), vec![vec![]])
-                            .map_err(register_err)?,
-                    ),
+                    None => {
+                        versions.insert(spec.name.clone(), None);
+                        Arc::new(
+                            MemTable::try_new(spec.arrow_schema(), vec![vec![]])
+                                .map_err(register_err)?,
+                        )
+                    }
                 };
             ctx.register_table(spec.name.as_str(), provider)
                 .map_err(register_err)?;
         }
-        Ok(())
+        Ok(versions)
     }
 }
 

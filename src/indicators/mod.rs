@@ -92,6 +92,14 @@ pub enum IndicatorError {
 pub struct Indicator {
     pub spec: Arc<IndicatorSpec>,
     plan: LogicalPlan,
+    tables: Vec<String>,
+}
+
+impl Indicator {
+    /// The warehouse tables the query reads, from its plan, sorted.
+    pub fn tables(&self) -> &[String] {
+        &self.tables
+    }
 }
 
 /// Parameter values as the user gives them: text, typed by the indicator.
@@ -141,6 +149,7 @@ impl IndicatorCatalog {
             let plan = plan_indicator(&spec, engine).await?;
             indicators.push(Indicator {
                 spec: Arc::new(spec),
+                tables: tables_read(&plan),
                 plan,
             });
         }
@@ -201,6 +210,19 @@ impl IndicatorCatalog {
         let threshold = spec.disclosure.threshold.unwrap_or(self.default_threshold);
         result::protect(spec.clone(), bound, raw, threshold, current_year())
     }
+}
+
+fn tables_read(plan: &LogicalPlan) -> Vec<String> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut tables = std::collections::BTreeSet::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            tables.insert(scan.table_name.table().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .expect("visiting a plan without a fallible step");
+    tables.into_iter().collect()
 }
 
 fn current_year() -> i32 {

@@ -36,6 +36,39 @@ impl Theme {
             Theme::Staff => "staff",
         }
     }
+
+    /// The theme's heading in pages and reports.
+    pub fn label(self, lang: Lang) -> &'static str {
+        let (it, en) = match self {
+            Theme::Context => ("Contesto demografico", "Demographic context"),
+            Theme::Workforce => ("Le assistenti familiari", "The care workforce"),
+            Theme::Demand => ("Domanda e incontro", "Demand and matching"),
+            Theme::Contracts => ("Contratti e regolarità", "Contracts and regularity"),
+            Theme::Desks => ("Attività degli sportelli", "Desks' activity"),
+            Theme::Support => ("Misure di sostegno", "Support measures"),
+            Theme::Survey => ("Indagine campionaria", "Sample survey"),
+            Theme::Staff => (
+                "Obiettivi del progetto S.T.A.F.F.",
+                "S.T.A.F.F. project targets",
+            ),
+        };
+        match lang {
+            Lang::It => it,
+            Lang::En => en,
+        }
+    }
+
+    /// Every theme, in the order pages and reports present them.
+    pub const ALL: [Theme; 8] = [
+        Theme::Context,
+        Theme::Workforce,
+        Theme::Demand,
+        Theme::Contracts,
+        Theme::Desks,
+        Theme::Support,
+        Theme::Survey,
+        Theme::Staff,
+    ];
 }
 
 /// How an indicator is drawn.

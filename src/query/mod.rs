@@ -6,6 +6,7 @@
 //! know about HTTP or any other transport.
 
 mod output;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +18,13 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use futures::StreamExt;
+use datafusion::scalar::ScalarValue;
+use tokio::time::Instant;
 
-use crate::catalog::{CatalogError, Warehouse};
+use crate::catalog::{CatalogError, TableVersions, Warehouse};
 
-pub use output::{write_batches, OutputError, OutputFormat};
+pub use output::{write_batches, OutputError, OutputFormat, StreamEncoder};
+pub use stream::CappedStream;
 
 /// Limits applied to every user query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +94,7 @@ impl QueryResult {
 pub struct QueryEngine {
     ctx: SessionContext,
     limits: QueryLimits,
+    versions: TableVersions,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -104,8 +108,8 @@ impl std::fmt::Debug for QueryEngine {
 impl QueryEngine {
     /// A session with every dataset of `warehouse` registered under its name.
     pub async fn open(warehouse: &Warehouse, limits: QueryLimits) -> Result<Self, QueryError> {
-        let engine = Self::empty(limits)?;
-        warehouse.register_all(&engine.ctx).await?;
+        let mut engine = Self::empty(limits)?;
+        engine.versions = warehouse.register_all(&engine.ctx).await?;
         Ok(engine)
     }
 
@@ -120,7 +124,11 @@ impl QueryEngine {
             .with_default_catalog_and_schema("osservatorio", "public");
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         crate::survey::register(&ctx, crate::survey::SurveyOptions::default());
-        Ok(Self { ctx, limits })
+        Ok(Self {
+            ctx,
+            limits,
+            versions: TableVersions::new(),
+        })
     }
 
     /// Sets how survey estimators treat lonely PSUs and flag unreliable
@@ -128,6 +136,12 @@ impl QueryEngine {
     pub fn with_survey_options(self, options: crate::survey::SurveyOptions) -> Self {
         crate::survey::register(&self.ctx, options);
         self
+    }
+
+    /// The version of every table this session reads: queries see exactly
+    /// these, whatever is committed later.
+    pub fn versions(&self) -> &TableVersions {
+        &self.versions
     }
 
     pub fn limits(&self) -> QueryLimits {
@@ -156,73 +170,95 @@ impl QueryEngine {
         Ok(plan)
     }
 
+    /// Plans `sql` like [`QueryEngine::plan`] and binds `$name` placeholders
+    /// to `params`. A placeholder left without a value is an error.
+    pub async fn plan_with_params(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<LogicalPlan, QueryError> {
+        let plan = self.plan(sql).await?;
+        if params.is_empty() && plan.get_parameter_types().is_ok_and(|p| p.is_empty()) {
+            return Ok(plan);
+        }
+        plan.with_param_values(params).map_err(QueryError::Invalid)
+    }
+
     /// Runs `sql` through the gate and collects at most `max_rows` rows.
     pub async fn run(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        self.within_time_limit(async { self.collect(self.plan(sql).await?).await })
-            .await
+        let deadline = self.deadline();
+        let plan = self.before(deadline, self.plan(sql)).await?;
+        self.start(plan, deadline).await?.collect_all().await
     }
 
     /// Runs a plan made by [`QueryEngine::plan`], e.g. after binding its
     /// parameters, under the same checks and limits as [`QueryEngine::run`].
     pub async fn run_plan(&self, plan: LogicalPlan) -> Result<QueryResult, QueryError> {
+        self.stream_plan(plan).await?.collect_all().await
+    }
+
+    /// Starts a checked plan and returns its batches as they come, under the
+    /// row cap and the time limit, which counts from this call.
+    pub async fn stream_plan(&self, plan: LogicalPlan) -> Result<CappedStream, QueryError> {
         read_only_options()
             .verify_plan(&plan)
             .map_err(|e| QueryError::NotReadOnly(strip_context(&e)))?;
-        self.within_time_limit(self.collect(plan)).await
+        self.start(plan, self.deadline()).await
     }
 
-    async fn within_time_limit(
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.limits.timeout
+    }
+
+    async fn before<T>(
         &self,
-        work: impl std::future::Future<Output = Result<QueryResult, QueryError>>,
-    ) -> Result<QueryResult, QueryError> {
-        let timeout = self.limits.timeout;
-        match tokio::time::timeout(timeout, work).await {
+        deadline: Instant,
+        work: impl std::future::Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
+        match tokio::time::timeout_at(deadline, work).await {
             Ok(result) => result,
-            // Dropping the future drops the record-batch stream, which cancels
-            // every task the query started.
-            Err(_) => Err(QueryError::Timeout(timeout)),
+            // Dropping the future cancels whatever the query had started.
+            Err(_) => Err(QueryError::Timeout(self.limits.timeout)),
         }
     }
 
-    async fn collect(&self, plan: LogicalPlan) -> Result<QueryResult, QueryError> {
-        let frame = self
-            .ctx
-            .execute_logical_plan(plan)
-            .await
-            .map_err(QueryError::Invalid)?;
-        let mut stream = frame.execute_stream().await.map_err(|e| self.classify(e))?;
-        // The physical schema, which may use view types the logical one does not.
-        let schema: SchemaRef = stream.schema();
-        let mut batches = Vec::new();
-        let mut rows = 0usize;
-        let mut truncated = false;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| self.classify(e))?;
-            let room = self.limits.max_rows - rows;
-            if batch.num_rows() > room {
-                batches.push(batch.slice(0, room));
-                truncated = true;
-                break;
-            }
-            rows += batch.num_rows();
-            batches.push(batch);
-        }
-        Ok(QueryResult {
-            schema,
-            batches,
-            truncated,
-        })
+    async fn start(
+        &self,
+        plan: LogicalPlan,
+        deadline: Instant,
+    ) -> Result<CappedStream, QueryError> {
+        let memory_limit_mib = self.limits.memory_bytes >> 20;
+        let stream = self
+            .before(deadline, async {
+                let frame = self
+                    .ctx
+                    .execute_logical_plan(plan)
+                    .await
+                    .map_err(QueryError::Invalid)?;
+                frame
+                    .execute_stream()
+                    .await
+                    .map_err(|e| classify(e, memory_limit_mib))
+            })
+            .await?;
+        Ok(CappedStream::new(
+            stream,
+            deadline,
+            self.limits.timeout,
+            self.limits.max_rows,
+            memory_limit_mib,
+        ))
     }
+}
 
-    fn classify(&self, error: DataFusionError) -> QueryError {
-        if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_)) {
-            QueryError::ResourcesExhausted {
-                limit_mib: self.limits.memory_bytes >> 20,
-                source: error,
-            }
-        } else {
-            QueryError::Execution(error)
+fn classify(error: DataFusionError, limit_mib: usize) -> QueryError {
+    if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        QueryError::ResourcesExhausted {
+            limit_mib,
+            source: error,
         }
+    } else {
+        QueryError::Execution(error)
     }
 }
 
