@@ -9,5 +9,6 @@ mod dictionary;
 mod generate;
 mod indicators;
 mod query;
+mod server;
 mod survey;
 mod warehouse;
