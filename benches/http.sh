@@ -189,7 +189,7 @@ binary=${bin#"$root"/}
   echo
   echo "\`GET $indicator_path\` ($body_bytes bytes of JSON, cached"
   echo "after one request) against the same bytes as a static file from nginx."
-  echo "wrk -t$threads -c$connections -d$duration, $rounds interleaved rounds; wrk shares the cores with the server."
+  echo "wrk -t$threads -c$connections -d$duration, interleaved rounds: $rounds; wrk shares the cores with the server."
   echo
   echo "| round | osservatorio [req/s] | nginx [req/s] |"
   echo "|:---|---:|---:|"

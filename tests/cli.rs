@@ -328,3 +328,105 @@ fn indicators_print_and_draw_from_the_command_line() {
     );
     assert_one_line_error(&output, "oops.sql:2:");
 }
+
+#[test]
+fn token_create_stores_only_the_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = osservatorio(
+        dir.path(),
+        &["token", "create", "--role", "committee", "--name", "anna"],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(token.starts_with("osv_") && token.len() > 40, "{token}");
+    let config = std::fs::read_to_string(dir.path().join("osservatorio.toml")).unwrap();
+    assert!(!config.contains(&token), "the token itself is never stored");
+    assert!(config.contains(&osservatorio::auth::token_hash(&token)));
+    assert!(config.contains("name = \"anna\"") && config.contains("role = \"committee\""));
+    // A second token goes beside the first; the same name twice is refused.
+    let second = osservatorio(
+        dir.path(),
+        &["token", "create", "--role", "researcher", "--name", "bruno"],
+    );
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_one_line_error(
+        &osservatorio(
+            dir.path(),
+            &["token", "create", "--role", "researcher", "--name", "anna"],
+        ),
+        "a token named `anna` already exists",
+    );
+    let config = std::fs::read_to_string(dir.path().join("osservatorio.toml")).unwrap();
+    assert_eq!(config.matches("[[tokens]]").count(), 2);
+}
+
+#[test]
+fn serve_refuses_an_open_address_without_tokens() {
+    let warehouse = province_warehouse().to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    assert_one_line_error(
+        &osservatorio(
+            dir.path(),
+            &["serve", "--data-dir", &warehouse, "--listen", "0.0.0.0:0"],
+        ),
+        "refusing to listen on 0.0.0.0:0",
+    );
+}
+
+/// `serve` with no config prints the URL and a session token, answers, and
+/// on SIGTERM stops cleanly.
+#[test]
+fn serve_prints_a_session_token_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let warehouse = province_warehouse().to_str().unwrap().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_osservatorio"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["serve", "--data-dir", &warehouse, "--listen", "127.0.0.1:0"])
+        .env_remove("OSSERVATORIO_CONFIG")
+        .env_remove("OSSERVATORIO_DATA_DIR")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut address = None;
+    let mut token = None;
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(url) = line.strip_prefix("serving the observatory at http://") {
+            address = Some(url.trim_end_matches('/').to_string());
+        }
+        if let Some(found) = line.trim().strip_prefix("osv_") {
+            token = Some(format!("osv_{found}"));
+            break;
+        }
+    }
+    let address = address.expect("the URL is printed");
+    let token = token.expect("a session token is printed");
+    let request = |path: &str, auth: Option<&str>, body: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let auth = auth.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    let ok = request("/api/sql", Some(&token), "SELECT 41 + 1 AS answer");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("\"answer\":42"), "{ok}");
+    let refused = request("/api/sql", None, "SELECT 1");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}

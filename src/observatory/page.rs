@@ -244,6 +244,20 @@ pub(super) async fn render(
         );
     }
     html.push_str("</ul></nav>\n</header>\n<main>\n");
+    // Every chart at once: the engine runs them side by side.
+    let options = ChartOptions {
+        lang,
+        ..ChartOptions::default()
+    };
+    let charts = futures::future::join_all(indicators.iter().map(|indicator| {
+        let values = selection.values(&indicator.spec.id);
+        async move {
+            observatory
+                .chart(&indicator.spec.id, &values, ImageFormat::Svg, options)
+                .await
+        }
+    }))
+    .await;
     for theme in &themes {
         let _ = writeln!(
             html,
@@ -251,7 +265,11 @@ pub(super) async fn render(
             theme.code(),
             escape(theme.label(lang))
         );
-        for indicator in indicators.iter().filter(|i| i.spec.theme == *theme) {
+        for (indicator, chart) in indicators
+            .iter()
+            .zip(&charts)
+            .filter(|(i, _)| i.spec.theme == *theme)
+        {
             let spec = &indicator.spec;
             let values = selection.values(&spec.id);
             let _ = write!(
@@ -343,14 +361,7 @@ pub(super) async fn render(
                 "<button type=\"submit\">{}</button></form>",
                 escape(w.update)
             );
-            let options = ChartOptions {
-                lang,
-                ..ChartOptions::default()
-            };
-            match observatory
-                .chart(&spec.id, &values, ImageFormat::Svg, options)
-                .await
-            {
+            match chart {
                 Ok(chart) => {
                     html.push_str("<figure>");
                     html.push_str(&String::from_utf8_lossy(&chart.bytes));
