@@ -157,7 +157,7 @@ measure() {
   fi
   awk '/^Requests\/sec:/ {print $2}' <<<"$out"
 }
-median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+median() { sort -g | awk '{v[NR]=$1} END {printf "%.2f\n", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
 echo "Warming up both servers (2 s each)..." >&2
 measure "$app_url$indicator_path" 2s >/dev/null
