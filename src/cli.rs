@@ -18,6 +18,7 @@ use osservatorio::generate::{self, GenerateOptions, Scale};
 use osservatorio::indicators::{
     write_indicator, IndicatorCatalog, IndicatorFormat, IndicatorResult, Lang, ParameterValues,
 };
+use osservatorio::ingest::{self, Encoding, IngestMode, IngestOptions, Pseudonymizer};
 use osservatorio::observatory::Observatory;
 use osservatorio::query::{write_batches, OutputFormat, QueryEngine};
 use osservatorio::server::{self, AppState, ServerLimits};
@@ -123,6 +124,51 @@ enum Command {
         /// Write the result to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Read a table at an earlier version, as DATASET=VERSION (repeatable;
+        /// `osservatorio history DATASET` lists the versions).
+        #[arg(long = "as-of", value_name = "DATASET=VERSION")]
+        as_of: Vec<String>,
+    },
+    /// Load export files into a dataset: validated, pseudonymised, one
+    /// atomic commit. Exit code 0 committed, 2 rejected (nothing committed),
+    /// 3 committed with rows quarantined, 1 error.
+    Ingest {
+        dataset: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// append (default), or replace-year: replace the years the files cover.
+        #[arg(long, value_enum, default_value = "append")]
+        mode: IngestMode,
+        /// Check everything, commit nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Commit the valid rows; write the others, with reasons, beside the input.
+        #[arg(long)]
+        quarantine: bool,
+        /// Ingest a file even if the same content was ingested before.
+        #[arg(long)]
+        force: bool,
+        /// Text encoding of CSV files (default: detected).
+        #[arg(long, value_enum)]
+        encoding: Option<Encoding>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Key of the pseudonyms (at least 16 bytes); better in the environment.
+        #[arg(long, env = "OSSERVATORIO_PSEUDONYM_KEY", hide_env_values = true)]
+        pseudonym_key: Option<String>,
+    },
+    /// List a dataset's commits: version, time, operation, source files.
+    History {
+        dataset: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every row of a person, by pseudonym, from every dataset.
+    Erase {
+        /// The person's pseudonym, as stored in the warehouse.
+        #[arg(long)]
+        person: String,
     },
     /// Serve the API and the committee page over HTTP.
     Serve {
@@ -206,6 +252,10 @@ impl Cli {
                 Command::Serve { listen } => listen.clone(),
                 _ => None,
             },
+            pseudonym_key: match &self.command {
+                Command::Ingest { pseudonym_key, .. } => pseudonym_key.clone(),
+                _ => None,
+            },
         })?;
         match self.command {
             Command::Generate { scale, seed } => run_generate(&config, &scale, seed).await,
@@ -220,7 +270,30 @@ impl Cli {
                 file,
                 format,
                 out,
-            } => run_sql(&config, query, file, format, out).await,
+                as_of,
+            } => run_sql(&config, query, file, format, out, &as_of).await,
+            Command::Ingest {
+                dataset,
+                files,
+                mode,
+                dry_run,
+                quarantine,
+                force,
+                encoding,
+                json,
+                pseudonym_key: _,
+            } => {
+                let options = IngestOptions {
+                    mode,
+                    dry_run,
+                    quarantine,
+                    force,
+                    encoding,
+                };
+                run_ingest(&config, &dataset, &files, &options, json).await
+            }
+            Command::History { dataset, json } => run_history(&config, &dataset, json).await,
+            Command::Erase { person } => run_erase(&config, &person).await,
             Command::Indicators { lang } => list_indicators(&config, lang).await,
             Command::Indicator {
                 id,
@@ -444,6 +517,7 @@ async fn run_sql(
     file: Option<PathBuf>,
     format: Option<OutputFormat>,
     out: Option<PathBuf>,
+    as_of: &[String],
 ) -> Result<()> {
     let sql = match (query, file) {
         (Some(sql), _) => sql,
@@ -470,8 +544,18 @@ async fn run_sql(
     if format.is_binary() && out.is_none() && stdout_is_terminal {
         bail!("{format:?} output is binary; write it to a file with --out or redirect standard output");
     }
+    let mut versions = std::collections::BTreeMap::new();
+    for pair in as_of {
+        let parsed = pair.split_once('=').and_then(|(name, version)| {
+            Some((name.trim().to_string(), version.trim().parse::<u64>().ok()?))
+        });
+        let Some((name, version)) = parsed else {
+            bail!("--as-of takes DATASET=VERSION, e.g. contracts=3, not `{pair}`");
+        };
+        versions.insert(name, version);
+    }
     let warehouse = open(config).await?;
-    let engine = QueryEngine::open(&warehouse, config.limits)
+    let engine = QueryEngine::open_as_of(&warehouse, config.limits, &versions)
         .await?
         .with_survey_options(config.survey);
     let result = engine.run(&sql).await?;
@@ -534,5 +618,135 @@ fn create_token(config: &Config, role: Role, name: &str) -> Result<()> {
         path.display()
     );
     println!("{token}");
+    Ok(())
+}
+
+/// Ends the process with this exit code, the outcome having been reported.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+async fn run_ingest(
+    config: &Config,
+    dataset: &str,
+    files: &[PathBuf],
+    options: &IngestOptions,
+    json: bool,
+) -> Result<()> {
+    let key = config
+        .pseudonym_key
+        .as_ref()
+        .ok_or(ingest::IngestError::MissingKey)?;
+    let pseudonymizer =
+        Pseudonymizer::new(key.expose().as_bytes()).ok_or(ingest::IngestError::ShortKey)?;
+    let warehouse = Warehouse::create(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
+    let bar = progress_bar("ingest");
+    let report = ingest::ingest(&warehouse, dataset, files, options, &pseudonymizer, &bar).await?;
+    bar.finish_and_clear();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        report.write_text(&mut out)?;
+    }
+    out.flush()?;
+    match report.outcome.exit_code() {
+        0 => Ok(()),
+        code => Err(Exit(code).into()),
+    }
+}
+
+async fn run_history(config: &Config, dataset: &str, json: bool) -> Result<()> {
+    let warehouse = Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
+    let commits = warehouse.history(dataset).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let rows: Vec<serde_json::Value> = commits
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "version": c.version,
+                    "timestamp_ms": c.timestamp,
+                    "operation": c.operation,
+                    "metadata": c.metadata,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:>7}  {:<20}  {:<9}  details",
+        "version", "time (UTC)", "operation"
+    )?;
+    for commit in commits {
+        let time = commit
+            .timestamp
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+        let details = match commit.metadata.get("operation").and_then(|o| o.as_str()) {
+            Some("ingest") => {
+                let files: Vec<String> = commit.metadata["files"]
+                    .as_array()
+                    .map(|files| {
+                        files
+                            .iter()
+                            .map(|f| {
+                                format!(
+                                    "{} sha256 {}…",
+                                    f["name"].as_str().unwrap_or(""),
+                                    &f["sha256"].as_str().unwrap_or("")
+                                        [..12.min(f["sha256"].as_str().unwrap_or("").len())]
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "ingest ({}): {} rows committed, {} rejected; {}",
+                    commit.metadata["mode"].as_str().unwrap_or(""),
+                    commit.metadata["rows_committed"],
+                    commit.metadata["rows_rejected"],
+                    files.join(", ")
+                )
+            }
+            Some("erase") => format!(
+                "erase of {}: {} rows",
+                commit.metadata["person"].as_str().unwrap_or(""),
+                commit.metadata["rows_deleted"]
+            ),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{:>7}  {:<20}  {:<9}  {details}",
+            commit.version, time, commit.operation
+        )?;
+    }
+    Ok(())
+}
+
+async fn run_erase(config: &Config, person: &str) -> Result<()> {
+    let warehouse = Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
+    let erased = ingest::erase(&warehouse, person).await?;
+    if erased.is_empty() {
+        bail!("no dataset has rows of {person}");
+    }
+    for e in erased {
+        println!(
+            "{}: {} rows removed (version {})",
+            e.dataset, e.rows, e.version
+        );
+    }
     Ok(())
 }

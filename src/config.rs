@@ -42,6 +42,7 @@ pub struct Overrides {
     pub reliability_min_n: Option<usize>,
     pub reliability_max_cv: Option<f64>,
     pub listen: Option<String>,
+    pub pseudonym_key: Option<String>,
 }
 
 /// The config file's keys, all optional.
@@ -62,6 +63,7 @@ struct ConfigFile {
     aggregates: Option<AggregateAccess>,
     #[serde(default)]
     tokens: Vec<TokenRecord>,
+    pseudonym_key: Option<String>,
 }
 
 /// Problems with settings.
@@ -122,6 +124,24 @@ pub struct Config {
     pub access: Access,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
+    /// Key of the pseudonyms that ingest gives to personal identifiers.
+    pub pseudonym_key: Option<Secret>,
+}
+
+/// A value that must never be printed, e.g. in a debug dump of the config.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
 }
 
 impl Config {
@@ -206,7 +226,13 @@ impl Config {
                 .unwrap_or(defaults.min_n),
             max_cv,
         };
+        let pseudonym_key = overrides
+            .pseudonym_key
+            .or(file.pseudonym_key)
+            .filter(|k| !k.is_empty())
+            .map(Secret);
         Ok(Config {
+            pseudonym_key,
             listen,
             access,
             config_file,

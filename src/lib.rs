@@ -6,7 +6,9 @@
 //! they are published, their charts ([`charts`]), and design-based survey
 //! estimators callable from SQL ([`survey`]). [`observatory`] keeps the live
 //! snapshot and cache behind long-running front ends, [`server`] is the HTTP
-//! API over it, and [`auth`] holds roles and tokens.
+//! API over it, and [`auth`] holds roles and tokens. [`ingest`] takes the
+//! exports that desks and offices send, validated and pseudonymised, as
+//! atomic commits.
 //!
 //! The library knows nothing of terminals or HTTP; the binary and the server
 //! are thin layers over it.
@@ -18,6 +20,7 @@ pub mod config;
 pub mod disclosure;
 pub mod generate;
 pub mod indicators;
+pub mod ingest;
 pub mod observatory;
 pub mod query;
 pub mod server;

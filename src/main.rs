@@ -17,6 +17,9 @@ async fn main() -> std::process::ExitCode {
     match cli::Cli::parse().run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(cli::Exit(code)) = error.downcast_ref::<cli::Exit>() {
+                return std::process::ExitCode::from(*code);
+            }
             eprintln!("error: {}", one_line(&error));
             std::process::ExitCode::FAILURE
         }

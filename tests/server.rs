@@ -21,7 +21,7 @@ use osservatorio::server::{self, AppState, ServerLimits};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::support::{dictionary, province_warehouse};
+use crate::support::{copy_dir, dictionary, province_warehouse};
 
 const INDICATOR: &str = "staff_assistance_person_days";
 
@@ -670,19 +670,6 @@ async fn wait_for_version(app: &TestApp, table: &str, version: u64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the server did not load {table} v{version} within 10 s");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

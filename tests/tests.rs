@@ -8,6 +8,7 @@ mod cli;
 mod dictionary;
 mod generate;
 mod indicators;
+mod ingest;
 mod query;
 mod server;
 mod survey;

@@ -170,6 +170,23 @@ pub struct ColumnSpec {
     /// Foreign key, as `dataset.column`.
     #[serde(default)]
     pub references: Option<String>,
+    /// Other header names exports use for this column; the Italian label
+    /// counts as one too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// What an export holds in a pseudonymous column before ingest turns it
+    /// into a pseudonym; `codice_fiscale` values must pass its check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<IdentifierKind>,
+}
+
+/// The kind of personal identifier an export carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentifierKind {
+    /// The Italian tax code: 16 characters with a check letter, or the
+    /// 11-digit provisional code with a Luhn check digit.
+    CodiceFiscale,
 }
 
 /// The survey design columns of a survey dataset.

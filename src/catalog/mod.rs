@@ -10,11 +10,14 @@ mod reference;
 mod warehouse;
 
 pub use dictionary::{
-    reference_csv, ColumnSpec, ColumnType, DatasetKind, DatasetSpec, Dictionary, SurveyDesign,
-    YEAR_COLUMN,
+    reference_csv, ColumnSpec, ColumnType, DatasetKind, DatasetSpec, Dictionary, IdentifierKind,
+    SurveyDesign, YEAR_COLUMN,
 };
 pub use reference::load_reference_table;
-pub use warehouse::{TableStatus, TableVersions, Warehouse, WriteMode, WAREHOUSE_MARKER};
+pub use warehouse::{
+    Commit, TableStatus, TableVersions, Warehouse, WriteMode, COMMIT_METADATA_PREFIX,
+    WAREHOUSE_MARKER,
+};
 
 /// Everything that can go wrong in the catalog.
 #[derive(Debug, thiserror::Error)]

@@ -23,13 +23,31 @@ use super::{CatalogError, DatasetSpec, Dictionary};
 pub const WAREHOUSE_MARKER: &str = "osservatorio-warehouse.toml";
 
 /// How a write combines with what the table already holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteMode {
     /// The batches become the whole table.
     Replace,
     /// The batches are added to the table.
     Append,
+    /// The batches replace the rows of these years (the `year` partition);
+    /// other years stay as they are.
+    ReplaceYears(Vec<i32>),
 }
+
+/// One commit of a table, as `osservatorio history` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    pub version: u64,
+    /// Milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+    /// The Delta operation: WRITE, DELETE, ...
+    pub operation: String,
+    /// What Osservatorio recorded with the commit (source file, hash, rows).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Prefix of the keys Osservatorio adds to a commit's metadata.
+pub const COMMIT_METADATA_PREFIX: &str = "osservatorio.";
 
 /// The Delta version of each dataset, by name; `None` for a table never written.
 pub type TableVersions = std::collections::BTreeMap<String, Option<u64>>;
@@ -177,6 +195,19 @@ impl Warehouse {
         batches: Vec<RecordBatch>,
         mode: WriteMode,
     ) -> Result<u64, CatalogError> {
+        self.write_recorded(name, batches, mode, serde_json::Map::new())
+            .await
+    }
+
+    /// Like [`Warehouse::write`], recording `metadata` in the commit under
+    /// keys prefixed `osservatorio.`, for the history.
+    pub async fn write_recorded(
+        &self,
+        name: &str,
+        batches: Vec<RecordBatch>,
+        mode: WriteMode,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<u64, CatalogError> {
         let spec = self.dictionary.require(name)?;
         check_batches(spec, &batches)?;
         let batches = if batches.is_empty() {
@@ -202,13 +233,20 @@ impl Warehouse {
                 .and_then(|builder| builder.build())
                 .map_err(delta_err)?,
         };
-        let save_mode = match mode {
-            WriteMode::Replace => SaveMode::Overwrite,
-            WriteMode::Append => SaveMode::Append,
+        let mut builder = table.write(batches);
+        builder = match &mode {
+            WriteMode::Replace => builder.with_save_mode(SaveMode::Overwrite),
+            WriteMode::Append => builder.with_save_mode(SaveMode::Append),
+            WriteMode::ReplaceYears(years) => {
+                use datafusion::prelude::{col, lit};
+                let years: Vec<_> = years.iter().map(|y| lit(*y)).collect();
+                builder
+                    .with_save_mode(SaveMode::Overwrite)
+                    .with_replace_where(col(super::YEAR_COLUMN).in_list(years, false))
+            }
         };
-        let written = table
-            .write(batches)
-            .with_save_mode(save_mode)
+        let written = builder
+            .with_commit_properties(commit_properties(metadata))
             .with_partition_columns(spec.partition_columns())
             .with_writer_properties(writer_properties())
             .with_table_name(&spec.name)
@@ -216,6 +254,69 @@ impl Warehouse {
             .await
             .map_err(delta_err)?;
         Ok(written.version().unwrap_or_default())
+    }
+
+    /// Deletes the rows matching `predicate` in one commit that records
+    /// `metadata`; returns the new version, or `None` if the table has never
+    /// been written.
+    pub async fn delete_recorded(
+        &self,
+        name: &str,
+        predicate: datafusion::prelude::Expr,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<(u64, usize)>, CatalogError> {
+        let Some(table) = self.table(name).await? else {
+            return Ok(None);
+        };
+        let (table, metrics) = table
+            .delete()
+            .with_predicate(predicate)
+            .with_commit_properties(commit_properties(metadata))
+            .await
+            .map_err(|source| CatalogError::Delta {
+                dataset: name.to_string(),
+                source,
+            })?;
+        Ok(Some((
+            table.version().unwrap_or_default(),
+            metrics.num_deleted_rows.unwrap_or_default(),
+        )))
+    }
+
+    /// Every commit of a table, newest first.
+    pub async fn history(&self, name: &str) -> Result<Vec<Commit>, CatalogError> {
+        use futures::TryStreamExt;
+        let Some(table) = self.table(name).await? else {
+            return Ok(Vec::new());
+        };
+        let latest = table.version().unwrap_or_default();
+        let infos: Vec<_> =
+            table
+                .history(None)
+                .try_collect()
+                .await
+                .map_err(|source| CatalogError::Delta {
+                    dataset: name.to_string(),
+                    source,
+                })?;
+        // The log yields newest first; versions count down from the latest.
+        Ok(infos
+            .into_iter()
+            .enumerate()
+            .map(|(i, info)| Commit {
+                version: latest.saturating_sub(i as u64),
+                timestamp: info.timestamp,
+                operation: info.operation.clone().unwrap_or_default(),
+                metadata: info
+                    .info
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix(COMMIT_METADATA_PREFIX)
+                            .map(|k| (k.to_string(), v.clone()))
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     /// Version, rows, files and bytes of every dataset, in dictionary order.
@@ -279,6 +380,20 @@ impl Warehouse {
     /// table with its dictionary schema, so queries name the same tables
     /// whatever has been loaded so far.
     pub async fn register_all(&self, ctx: &SessionContext) -> Result<TableVersions, CatalogError> {
+        self.register_as_of(ctx, &std::collections::BTreeMap::new())
+            .await
+    }
+
+    /// Like [`Warehouse::register_all`], with the tables of `as_of` at the
+    /// version given instead of the latest.
+    pub async fn register_as_of(
+        &self,
+        ctx: &SessionContext,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<TableVersions, CatalogError> {
+        for name in as_of.keys() {
+            self.dictionary.require(name)?;
+        }
         let mut versions = TableVersions::new();
         for spec in self.dictionary.datasets() {
             let register_err = |source| CatalogError::Register {
@@ -287,7 +402,15 @@ impl Warehouse {
             };
             let provider: Arc<dyn datafusion::catalog::TableProvider> =
                 match self.table(&spec.name).await? {
-                    Some(table) => {
+                    Some(mut table) => {
+                        if let Some(version) = as_of.get(&spec.name) {
+                            table.load_version(*version).await.map_err(|source| {
+                                CatalogError::Delta {
+                                    dataset: spec.name.clone(),
+                                    source,
+                                }
+                            })?;
+                        }
                         versions.insert(spec.name.clone(), table.version());
                         table
                             .update_datafusion_session(&ctx.state())
@@ -310,6 +433,16 @@ impl Warehouse {
         }
         Ok(versions)
     }
+}
+
+fn commit_properties(
+    metadata: serde_json::Map<String, serde_json::Value>,
+) -> deltalake::kernel::transaction::CommitProperties {
+    deltalake::kernel::transaction::CommitProperties::default().with_metadata(
+        metadata
+            .into_iter()
+            .map(|(k, v)| (format!("{COMMIT_METADATA_PREFIX}{k}"), v)),
+    )
 }
 
 /// Parquet settings for every file the warehouse writes: zstd, and page-level

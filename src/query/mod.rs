@@ -113,6 +113,18 @@ impl QueryEngine {
         Ok(engine)
     }
 
+    /// Like [`QueryEngine::open`], with the tables named in `as_of` at the
+    /// version given (`osservatorio sql --as-of contracts=3`).
+    pub async fn open_as_of(
+        warehouse: &Warehouse,
+        limits: QueryLimits,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Self, QueryError> {
+        let mut engine = Self::empty(limits)?;
+        engine.versions = warehouse.register_as_of(&engine.ctx, as_of).await?;
+        Ok(engine)
+    }
+
     /// A session with no tables, with the same limits; used by tests of the gate.
     pub fn empty(limits: QueryLimits) -> Result<Self, QueryError> {
         let runtime = RuntimeEnvBuilder::new()

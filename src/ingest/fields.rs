@@ -1,0 +1,373 @@
+//! Matching an export's headers to the dictionary, and turning each cell
+//! into a typed value under the column's rules: decimal commas, Italian
+//! dates and booleans, codes, patterns, ranges, plausible dates, and the
+//! codice fiscale of personal columns, which becomes a pseudonym here.
+//!
+//! Owns text → value for one row at a time. Checks across rows (keys,
+//! references) belong to `ingest`. It must not let a raw identifier out:
+//! problems carry it masked.
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, NaiveDate};
+
+use super::identity::{check_tax_code, mask, Pseudonymizer};
+use super::report::Rule;
+use crate::catalog::{ColumnSpec, ColumnType, DatasetSpec, IdentifierKind, YEAR_COLUMN};
+
+/// Headers that hold people's names, which the warehouse never stores.
+const NAME_HEADERS: [&str; 8] = [
+    "nome",
+    "cognome",
+    "nominativo",
+    "name",
+    "surname",
+    "firstname",
+    "lastname",
+    "cognomeenome",
+];
+
+/// A header as compared: lower case, accents and punctuation dropped.
+pub fn header_key(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'à' | 'á' | 'â' | 'ä' => 'a',
+            'è' | 'é' | 'ê' | 'ë' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ò' | 'ó' | 'ô' | 'ö' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' => 'u',
+            'ç' => 'c',
+            other => other,
+        })
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
+/// What each header of a file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderMatch {
+    /// The dataset column at this index.
+    Column(usize),
+    /// A column of personal names: read and dropped.
+    Name,
+    /// The `year` partition column, which ingest computes itself.
+    Derived,
+    /// Nothing known; the closest known name, if any is close.
+    Unknown { suggestion: Option<String> },
+    /// A second header for a column already matched.
+    Duplicate(usize),
+}
+
+/// Matches `headers` against `spec`, by column name, Italian or English
+/// label, or alias.
+pub fn match_headers(spec: &DatasetSpec, headers: &[String]) -> Vec<HeaderMatch> {
+    let mut known: HashMap<String, usize> = HashMap::new();
+    for (index, column) in spec.columns.iter().enumerate() {
+        let names = [&column.name, &column.label_it, &column.label_en]
+            .into_iter()
+            .chain(&column.aliases);
+        for name in names {
+            known.entry(header_key(name)).or_insert(index);
+        }
+    }
+    let mut taken: HashMap<usize, ()> = HashMap::new();
+    headers
+        .iter()
+        .map(|header| {
+            let key = header_key(header);
+            if NAME_HEADERS.contains(&key.as_str()) {
+                return HeaderMatch::Name;
+            }
+            match known.get(&key) {
+                Some(&index)
+                    if spec.columns[index].name == YEAR_COLUMN && spec.year_of.is_some() =>
+                {
+                    HeaderMatch::Derived
+                }
+                Some(&index) => {
+                    if taken.insert(index, ()).is_some() {
+                        HeaderMatch::Duplicate(index)
+                    } else {
+                        HeaderMatch::Column(index)
+                    }
+                }
+                None => HeaderMatch::Unknown {
+                    suggestion: closest(spec, &key),
+                },
+            }
+        })
+        .collect()
+}
+
+fn closest(spec: &DatasetSpec, key: &str) -> Option<String> {
+    spec.columns
+        .iter()
+        .flat_map(|c| {
+            [&c.name, &c.label_it, &c.label_en]
+                .into_iter()
+                .chain(&c.aliases)
+                .map(move |n| (strsim::levenshtein(&header_key(n), key), &c.name))
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .filter(|(distance, _)| *distance <= (key.chars().count() / 3).max(2))
+        .map(|(_, name)| name.clone())
+}
+
+/// A typed cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// Days since 1970-01-01.
+    Date(i32),
+}
+
+/// Why a cell was refused, with what may be shown of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellProblem {
+    pub rule: Rule,
+    pub shown: String,
+    pub message: String,
+}
+
+/// How the file writes numbers: Italian exports use a decimal comma and may
+/// group thousands with dots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumberStyle {
+    pub decimal_comma: bool,
+}
+
+/// The reading context of one ingest.
+#[derive(Clone, Copy)]
+pub struct CellReader<'a> {
+    pub pseudonymizer: &'a Pseudonymizer,
+    pub style: NumberStyle,
+    pub latest_date: NaiveDate,
+    pub earliest_date: NaiveDate,
+}
+
+impl CellReader<'_> {
+    /// Reads one cell of `column`.
+    pub fn read(&self, column: &ColumnSpec, raw: &str) -> Result<Value, CellProblem> {
+        let text = raw.trim();
+        let shown = || {
+            if column.pseudonymous {
+                mask(text)
+            } else {
+                text.chars().take(60).collect()
+            }
+        };
+        let problem = |rule: Rule, message: String| CellProblem {
+            rule,
+            shown: shown(),
+            message,
+        };
+        if text.is_empty() {
+            return if column.nullable {
+                Ok(Value::Null)
+            } else {
+                Err(problem(Rule::Required, "a value is required".into()))
+            };
+        }
+        let value = match column.column_type {
+            ColumnType::Utf8 => {
+                if column.pseudonymous {
+                    if column.identifier == Some(IdentifierKind::CodiceFiscale) {
+                        check_tax_code(text)
+                            .map_err(|e| problem(Rule::CodiceFiscale, e.to_string()))?;
+                    }
+                    return Ok(Value::Text(self.pseudonymizer.pseudonym(text)));
+                }
+                let text = match &column.codes {
+                    Some(codes) => codes
+                        .iter()
+                        .find(|c| c.eq_ignore_ascii_case(text))
+                        .cloned()
+                        .ok_or_else(|| {
+                            problem(Rule::Code, format!("not one of {}", codes.join(", ")))
+                        })?,
+                    None => text.to_string(),
+                };
+                if let Some(pattern) = &column.pattern {
+                    let regex = regex::Regex::new(pattern).expect("the dictionary checks patterns");
+                    if !regex.is_match(&text) {
+                        return Err(problem(Rule::Pattern, format!("does not match {pattern}")));
+                    }
+                }
+                Value::Text(text)
+            }
+            ColumnType::Int32 | ColumnType::Int64 => {
+                let number = parse_number(text, self.style)
+                    .filter(|n| n.fract() == 0.0)
+                    .ok_or_else(|| problem(Rule::Type, "not a whole number".into()))?;
+                check_range(column, number).map_err(|m| problem(Rule::Range, m))?;
+                if column.column_type == ColumnType::Int32
+                    && !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&number)
+                {
+                    return Err(problem(Rule::Range, "too large".into()));
+                }
+                Value::Int(number as i64)
+            }
+            ColumnType::Float64 => {
+                let number = parse_number(text, self.style)
+                    .ok_or_else(|| problem(Rule::Type, "not a number".into()))?;
+                check_range(column, number).map_err(|m| problem(Rule::Range, m))?;
+                Value::Float(number)
+            }
+            ColumnType::Boolean => Value::Bool(parse_bool(text).ok_or_else(|| {
+                problem(
+                    Rule::Type,
+                    "not a yes/no value (sì/no, true/false, 1/0)".into(),
+                )
+            })?),
+            ColumnType::Date => {
+                let date = parse_date(text).ok_or_else(|| {
+                    problem(
+                        Rule::Type,
+                        "not a date; write dd/mm/yyyy or yyyy-mm-dd".into(),
+                    )
+                })?;
+                if date < self.earliest_date || date > self.latest_date {
+                    return Err(problem(
+                        Rule::ImplausibleDate,
+                        format!(
+                            "outside {} – {}",
+                            self.earliest_date.format("%d/%m/%Y"),
+                            self.latest_date.format("%d/%m/%Y")
+                        ),
+                    ));
+                }
+                Value::Date(days_since_epoch(date))
+            }
+        };
+        if let Some(codes) = &column.codes {
+            if column.column_type != ColumnType::Utf8 {
+                let code = match &value {
+                    Value::Int(i) => i.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => String::new(),
+                };
+                if !codes.contains(&code) {
+                    return Err(problem(
+                        Rule::Code,
+                        format!("not one of {}", codes.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(value)
+    }
+}
+
+fn check_range(column: &ColumnSpec, number: f64) -> Result<(), String> {
+    match (column.min, column.max) {
+        (Some(min), _) if number < min => Err(format!("below the minimum {min}")),
+        (_, Some(max)) if number > max => Err(format!("above the maximum {max}")),
+        _ => Ok(()),
+    }
+}
+
+/// `12,5`, `1.234,5`, `1234.5`, `1 234`; with a decimal comma, a dot only
+/// groups thousands.
+pub fn parse_number(text: &str, style: NumberStyle) -> Option<f64> {
+    let compact: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{a0}' && *c != '€')
+        .collect();
+    let normalised = if style.decimal_comma || (compact.contains(',') && !compact.contains('.')) {
+        if compact.contains(',') {
+            compact.replace('.', "").replace(',', ".")
+        } else if is_grouped(&compact) {
+            compact.replace('.', "")
+        } else {
+            compact
+        }
+    } else {
+        compact.replace(',', "")
+    };
+    normalised.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// `1.234` or `12.345.678`: dots every three digits.
+fn is_grouped(text: &str) -> bool {
+    let digits = text.trim_start_matches('-');
+    let mut groups = digits.split('.');
+    let first = groups.next().unwrap_or("");
+    let rest: Vec<&str> = groups.collect();
+    !rest.is_empty()
+        && (1..=3).contains(&first.len())
+        && first.bytes().all(|b| b.is_ascii_digit())
+        && rest
+            .iter()
+            .all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()))
+}
+
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_lowercase().as_str() {
+        "true" | "vero" | "si" | "sì" | "s" | "yes" | "y" | "1" | "x" => Some(true),
+        "false" | "falso" | "no" | "n" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// `dd/mm/yyyy` (also with `-` or `.`, and one-digit day or month) or ISO
+/// `yyyy-mm-dd`, optionally followed by a time, which is ignored.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let date = text.split([' ', 'T']).next().unwrap_or(text);
+    NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .filter(|_| date.len() == 10 && date.as_bytes()[4] == b'-')
+        .or_else(|| {
+            ["%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y"]
+                .iter()
+                .find_map(|f| NaiveDate::parse_from_str(date, f).ok())
+                .filter(|d| d.year() >= 1000)
+        })
+}
+
+pub fn days_since_epoch(date: NaiveDate) -> i32 {
+    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch")).num_days() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn italian_numbers_dates_and_booleans() {
+        let it = NumberStyle {
+            decimal_comma: true,
+        };
+        let en = NumberStyle {
+            decimal_comma: false,
+        };
+        assert_eq!(parse_number("1.234,5", it), Some(1234.5));
+        assert_eq!(parse_number("12,5", it), Some(12.5));
+        assert_eq!(parse_number("1.234", it), Some(1234.0));
+        assert_eq!(parse_number("7.46", it), Some(7.46));
+        assert_eq!(parse_number("1,234.5", en), Some(1234.5));
+        assert_eq!(parse_number("6,63", en), Some(6.63));
+        assert_eq!(parse_number("abc", en), None);
+        assert_eq!(
+            parse_date("05/03/2024"),
+            NaiveDate::from_ymd_opt(2024, 3, 5)
+        );
+        assert_eq!(parse_date("5/3/2024"), NaiveDate::from_ymd_opt(2024, 3, 5));
+        assert_eq!(
+            parse_date("2024-03-05"),
+            NaiveDate::from_ymd_opt(2024, 3, 5)
+        );
+        assert_eq!(
+            parse_date("2024-03-05 00:00:00"),
+            NaiveDate::from_ymd_opt(2024, 3, 5)
+        );
+        assert_eq!(parse_date("31/02/2024"), None);
+        assert_eq!(parse_bool("Sì"), Some(true));
+        assert_eq!(parse_bool("no"), Some(false));
+        assert_eq!(header_key("Città di Lavoro"), "cittadilavoro");
+    }
+}

@@ -1,0 +1,626 @@
+//! Ingest as an operator meets it: good exports in every format load the
+//! same rows; each kind of bad file is reported at its line, column and rule
+//! and leaves the warehouse as it was; pseudonyms are stable and keyed;
+//! commits are atomic, recorded and not repeated; erasure works.
+
+use std::path::{Path, PathBuf};
+
+use indicatif::ProgressBar;
+use osservatorio::catalog::Warehouse;
+use osservatorio::ingest::{
+    ingest, IngestError, IngestMode, IngestOptions, IngestReport, Outcome, Pseudonymizer, Rule,
+};
+use osservatorio::query::{QueryEngine, QueryLimits};
+
+use crate::support::{copy_dir, dictionary, province_warehouse};
+
+const KEY: &[u8] = b"test-key-0123456789abcdef";
+const WORKERS: [&str; 4] = [
+    "SNTMRA80A41Z129B",
+    "KVLOLN75M52Z138Z",
+    "RSSGPP90C15D150H",
+    "DLCNNA85T60Z600M",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ingest")
+        .join(name)
+}
+
+fn options() -> IngestOptions {
+    IngestOptions {
+        mode: IngestMode::Append,
+        dry_run: false,
+        quarantine: false,
+        force: false,
+        encoding: None,
+    }
+}
+
+fn pseudonymizer() -> Pseudonymizer {
+    Pseudonymizer::new(KEY).unwrap()
+}
+
+/// A private copy of the shared province warehouse.
+fn scratch() -> (tempfile::TempDir, Warehouse) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("warehouse");
+    copy_dir(province_warehouse(), &root);
+    let warehouse = Warehouse::open(&root, dictionary()).unwrap();
+    (dir, warehouse)
+}
+
+async fn load(
+    warehouse: &Warehouse,
+    dataset: &str,
+    files: &[&str],
+    options: &IngestOptions,
+) -> Result<IngestReport, IngestError> {
+    let paths: Vec<PathBuf> = files.iter().map(|f| fixture(f)).collect();
+    ingest(
+        warehouse,
+        dataset,
+        &paths,
+        options,
+        &pseudonymizer(),
+        &ProgressBar::hidden(),
+    )
+    .await
+}
+
+async fn rows(warehouse: &Warehouse, sql: &str) -> Vec<String> {
+    let engine = QueryEngine::open(warehouse, QueryLimits::default())
+        .await
+        .unwrap();
+    let result = engine.run(sql).await.unwrap();
+    arrow::util::pretty::pretty_format_batches(&result.batches)
+        .unwrap()
+        .to_string()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn version(warehouse: &Warehouse, dataset: &str) -> Option<u64> {
+    warehouse.versions().unwrap()[dataset]
+}
+
+fn ingested_workers(pseudonyms: &Pseudonymizer) -> String {
+    WORKERS
+        .iter()
+        .map(|cf| format!("'{}'", pseudonyms.pseudonym(cf)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[tokio::test]
+async fn every_format_loads_the_same_rows() {
+    let query = format!(
+        "SELECT * FROM workers WHERE worker_id IN ({}) ORDER BY worker_id",
+        ingested_workers(&pseudonymizer())
+    );
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for file in ["workers_it.csv", "workers_en.csv", "workers.xlsx"] {
+        let (_dir, warehouse) = scratch();
+        let before = version(&warehouse, "workers").unwrap();
+        let report = load(&warehouse, "workers", &[file], &options())
+            .await
+            .unwrap();
+        assert!(report.problems.is_empty(), "{file}: {:?}", report.problems);
+        assert_eq!(
+            report.outcome,
+            Outcome::Committed {
+                version: before + 1
+            },
+            "{file}"
+        );
+        assert_eq!(report.rows_valid, 4);
+        let table = rows(&warehouse, &query).await;
+        seen.push(table);
+    }
+    assert_eq!(seen[0], seen[1], "Italian CSV and English CSV");
+    assert_eq!(seen[0], seen[2], "CSV and XLSX");
+    let text = seen[0].join("\n");
+    // Accents survive Windows-1252, quoted separators and line breaks survive.
+    assert!(text.contains("più lingue"), "{text}");
+    assert!(text.contains("cura dell'igiene, cucina"), "{text}");
+    // The year partition comes from the registration date.
+    assert!(
+        text.contains("| 2023 |") || text.contains(" 2023 "),
+        "{text}"
+    );
+    // No raw identifier reached the warehouse.
+    for cf in WORKERS {
+        assert!(!text.contains(cf));
+    }
+}
+
+/// The expected report of one bad file: (line, column, rule).
+async fn assert_rejected(dataset: &str, file: &str, expected: &[(u64, Option<&str>, Rule)]) {
+    let (_dir, warehouse) = scratch();
+    let before = warehouse.versions().unwrap();
+    let report = load(&warehouse, dataset, &[file], &options())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Rejected, "{file}");
+    let found: Vec<(u64, Option<&str>, Rule)> = report
+        .problems
+        .iter()
+        .map(|p| (p.line, p.column.as_deref(), p.rule))
+        .collect();
+    for wanted in expected {
+        assert!(
+            found.contains(wanted),
+            "{file}: expected {wanted:?} in {found:?}"
+        );
+    }
+    assert!(report.problems.iter().all(|p| p.file == file));
+    assert_eq!(
+        warehouse.versions().unwrap(),
+        before,
+        "{file}: the warehouse changed"
+    );
+}
+
+#[tokio::test]
+async fn each_bad_file_is_reported_at_its_line_and_column() {
+    assert_rejected(
+        "workers",
+        "bad_separator.csv",
+        &[(3, None, Rule::FieldCount)],
+    )
+    .await;
+    assert_rejected("workers", "bad_quoting.csv", &[(3, None, Rule::FieldCount)]).await;
+    assert_rejected(
+        "workers",
+        "bad_date.csv",
+        &[(2, Some("registered_on"), Rule::Type)],
+    )
+    .await;
+    assert_rejected(
+        "workers",
+        "unknown_municipality.csv",
+        &[(3, Some("istat_code"), Rule::UnknownMunicipality)],
+    )
+    .await;
+    assert_rejected(
+        "workers",
+        "bad_codice_fiscale.csv",
+        &[(2, Some("worker_id"), Rule::CodiceFiscale)],
+    )
+    .await;
+    assert_rejected(
+        "workers",
+        "duplicate_key.csv",
+        &[(5, Some("worker_id"), Rule::DuplicateKey)],
+    )
+    .await;
+    assert_rejected(
+        "workers",
+        "missing_column.csv",
+        &[
+            (1, Some("Sess"), Rule::UnknownColumn),
+            (1, Some("sex"), Rule::MissingColumn),
+        ],
+    )
+    .await;
+    assert_rejected("workers", "header_only.csv", &[(2, None, Rule::NoRows)]).await;
+    assert_rejected(
+        "workers",
+        "huge_field.csv",
+        &[(3, None, Rule::FieldTooLong)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unusable_files_are_errors_that_name_file_and_line() {
+    let (_dir, warehouse) = scratch();
+    let before = warehouse.versions().unwrap();
+    let encoding = load(&warehouse, "workers", &["bad_encoding.csv"], &options())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(encoding, IngestError::Encoding { line: 3, .. }),
+        "{encoding}"
+    );
+    assert!(
+        encoding.to_string().contains("bad_encoding.csv:3:"),
+        "{encoding}"
+    );
+    let empty = load(&warehouse, "workers", &["empty.csv"], &options())
+        .await
+        .unwrap_err();
+    assert!(matches!(empty, IngestError::Empty { .. }), "{empty}");
+    assert!(empty.to_string().contains("empty.csv"));
+    let reference = load(&warehouse, "territories", &["workers_en.csv"], &options())
+        .await
+        .unwrap_err();
+    assert!(matches!(reference, IngestError::NotIngestible(_)));
+    assert_eq!(warehouse.versions().unwrap(), before);
+}
+
+#[tokio::test]
+async fn reports_mask_personal_values() {
+    let (_dir, warehouse) = scratch();
+    let report = load(
+        &warehouse,
+        "workers",
+        &["bad_codice_fiscale.csv"],
+        &options(),
+    )
+    .await
+    .unwrap();
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.rule == Rule::CodiceFiscale)
+        .unwrap();
+    let shown = problem.value.as_deref().unwrap();
+    assert!(shown.starts_with("SN") && shown.contains("****"), "{shown}");
+    let json = serde_json::to_string(&report).unwrap();
+    let mut text = Vec::new();
+    report.write_text(&mut text).unwrap();
+    for cf in WORKERS {
+        assert!(!json.contains(cf) && !String::from_utf8_lossy(&text).contains(cf));
+    }
+    assert!(
+        !json.contains("SNTMRA80A41Z129"),
+        "the wrong code is masked too"
+    );
+}
+
+#[tokio::test]
+async fn pseudonyms_link_files_and_datasets_and_erasure_removes_a_person() {
+    let (_dir, warehouse) = scratch();
+    // Contracts refer to workers and households by codice fiscale: before
+    // those are ingested the references dangle.
+    let early = load(&warehouse, "contracts", &["contracts_it.csv"], &options())
+        .await
+        .unwrap();
+    assert_eq!(early.outcome, Outcome::Rejected);
+    assert!(early.problems.iter().any(|p| p.line == 2
+        && p.column.as_deref() == Some("worker_id")
+        && p.rule == Rule::ForeignKey));
+    load(&warehouse, "workers", &["workers_it.csv"], &options())
+        .await
+        .unwrap();
+    load(&warehouse, "households", &["households_it.csv"], &options())
+        .await
+        .unwrap();
+    let report = load(&warehouse, "contracts", &["contracts_it.csv"], &options())
+        .await
+        .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let pseudonym = pseudonymizer().pseudonym(WORKERS[0]);
+    let contract = rows(
+        &warehouse,
+        &format!(
+            "SELECT gross_pay_eur, live_in, year FROM contracts WHERE worker_id = '{pseudonym}'"
+        ),
+    )
+    .await;
+    assert!(
+        contract[3].contains("1234.5")
+            && contract[3].contains("true")
+            && contract[3].contains("2024"),
+        "{contract:#?}"
+    );
+
+    // A contract for a worker nobody ingested is a dangling reference.
+    let dangling = load(
+        &warehouse,
+        "contracts",
+        &["dangling_worker.csv"],
+        &options(),
+    )
+    .await
+    .unwrap();
+    let problems: Vec<_> = dangling
+        .problems
+        .iter()
+        .map(|p| (p.line, p.column.as_deref(), p.rule))
+        .collect();
+    assert_eq!(problems, vec![(2, Some("worker_id"), Rule::ForeignKey)]);
+    assert!(
+        dangling.problems[0]
+            .value
+            .as_deref()
+            .unwrap()
+            .starts_with('P'),
+        "shown as a pseudonym"
+    );
+
+    // Another key gives other pseudonyms.
+    let other = Pseudonymizer::new(b"another key of 16+ bytes").unwrap();
+    assert_ne!(other.pseudonym(WORKERS[0]), pseudonym);
+
+    let erased = osservatorio::ingest::erase(&warehouse, &pseudonym)
+        .await
+        .unwrap();
+    let mut datasets: Vec<&str> = erased.iter().map(|e| e.dataset.as_str()).collect();
+    datasets.sort();
+    assert_eq!(datasets, vec!["contracts", "workers"]);
+    let left = rows(
+        &warehouse,
+        &format!("SELECT count(*) AS n FROM workers WHERE worker_id = '{pseudonym}'"),
+    )
+    .await;
+    assert!(left[3].contains(" 0 "), "{left:#?}");
+    let history = warehouse.history("workers").await.unwrap();
+    assert_eq!(history[0].metadata["operation"], "erase");
+    assert_eq!(history[0].metadata["person"], pseudonym.as_str());
+}
+
+#[tokio::test]
+async fn a_file_is_ingested_once_and_recorded_in_the_history() {
+    let (_dir, warehouse) = scratch();
+    let first = load(&warehouse, "workers", &["workers_en.csv"], &options())
+        .await
+        .unwrap();
+    let Outcome::Committed { version } = first.outcome else {
+        panic!("{first:?}")
+    };
+    let again = load(&warehouse, "workers", &["workers_en.csv"], &options())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, IngestError::AlreadyIngested { version: v, .. } if v == version),
+        "{again}"
+    );
+    assert!(again.to_string().contains("--force"));
+    // Forced, the same rows are duplicates of themselves.
+    let forced = load(
+        &warehouse,
+        "workers",
+        &["workers_en.csv"],
+        &IngestOptions {
+            force: true,
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(forced.outcome, Outcome::Rejected);
+    assert!(forced.problems.iter().all(|p| p.rule == Rule::DuplicateKey));
+
+    let history = warehouse.history("workers").await.unwrap();
+    let commit = &history[0];
+    assert_eq!(commit.version, version);
+    assert_eq!(commit.metadata["operation"], "ingest");
+    assert_eq!(commit.metadata["rows_committed"], 4);
+    let file = &commit.metadata["files"][0];
+    assert_eq!(file["name"], "workers_en.csv");
+    assert_eq!(file["sha256"], first.files[0].sha256.as_str());
+    assert_eq!(history.last().unwrap().version, 0);
+
+    // Replacing a year swaps that year's rows only.
+    let replaced = load(
+        &warehouse,
+        "workers",
+        &["workers_it.csv"],
+        &IngestOptions {
+            mode: IngestMode::ReplaceYear,
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(replaced.outcome, Outcome::Committed { .. }),
+        "{:?}",
+        replaced.problems
+    );
+    let years = rows(
+        &warehouse,
+        "SELECT count(*) AS n FROM workers WHERE year = 2022",
+    )
+    .await;
+    assert!(!years[3].contains(" 0 "), "other years stay: {years:#?}");
+}
+
+fn osservatorio(args: &[&str], data_dir: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_osservatorio"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env(
+            "OSSERVATORIO_PSEUDONYM_KEY",
+            std::str::from_utf8(KEY).unwrap(),
+        )
+        .env_remove("OSSERVATORIO_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_command_line_reports_with_exit_codes_and_quarantines() {
+    let (dir, warehouse) = scratch();
+    let root = warehouse.root().to_path_buf();
+    let input = dir.path().join("workers_mixed.csv");
+    std::fs::copy(fixture("bad_date.csv"), &input).unwrap();
+    let input_text = input.to_str().unwrap();
+
+    let dry = osservatorio(
+        &["ingest", "workers", input_text, "--dry-run", "--json"],
+        &root,
+    );
+    assert_eq!(
+        dry.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(report["outcome"], "checked");
+    assert_eq!(report["problems"][0]["line"], 2);
+    assert_eq!(report["problems"][0]["column"], "registered_on");
+    assert_eq!(report["problems"][0]["rule"], "type");
+
+    let rejected = osservatorio(&["ingest", "workers", input_text], &root);
+    assert_eq!(rejected.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&rejected.stdout);
+    assert!(
+        text.contains("registered_on") && text.contains("nothing committed"),
+        "{text}"
+    );
+
+    let quarantined = osservatorio(&["ingest", "workers", input_text, "--quarantine"], &root);
+    assert_eq!(
+        quarantined.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&quarantined.stderr)
+    );
+    let rejects = std::fs::read_to_string(dir.path().join("workers_mixed.rejects.csv")).unwrap();
+    assert_eq!(rejects.lines().count(), 2, "{rejects}");
+    assert!(rejects.contains("registered_on type"), "{rejects}");
+    assert!(
+        !rejects.contains(WORKERS[0]),
+        "personal cells are masked: {rejects}"
+    );
+
+    let history = osservatorio(&["history", "workers"], &root);
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        text.contains("workers_mixed.csv") && text.contains("1 rows committed, 1 rejected"),
+        "{text}"
+    );
+
+    // The previous version is still there to query.
+    let before = osservatorio(
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM workers",
+            "--as-of",
+            "workers=0",
+            "--format",
+            "csv",
+        ],
+        &root,
+    );
+    let after = osservatorio(
+        &[
+            "sql",
+            "SELECT count(*) AS n FROM workers",
+            "--format",
+            "csv",
+        ],
+        &root,
+    );
+    let count = |o: &std::process::Output| -> i64 {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count(&after), count(&before) + 1);
+
+    let no_key = std::process::Command::new(env!("CARGO_BIN_EXE_osservatorio"))
+        .args(["ingest", "workers", input_text, "--data-dir"])
+        .arg(&root)
+        .env_remove("OSSERVATORIO_PSEUDONYM_KEY")
+        .env_remove("OSSERVATORIO_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(no_key.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("OSSERVATORIO_PSEUDONYM_KEY"));
+}
+
+/// A child killed at any moment of an ingest leaves the table readable at
+/// its previous version or, if the commit landed, the new one.
+#[test]
+fn a_killed_ingest_leaves_the_table_whole() {
+    let (dir, warehouse) = scratch();
+    let root = warehouse.root().to_path_buf();
+    // A larger export, so that the kill can land during the work.
+    let big = dir.path().join("big.csv");
+    let en = std::fs::read_to_string(fixture("workers_en.csv")).unwrap();
+    let mut lines = en.lines();
+    let header = lines.next().unwrap().trim_start_matches('\u{feff}');
+    let template = "RSSGPP90C15D150H,2023-01-09,true,019036,M,1990,IT,IT,italy,domestic_helper,native,40,false,2,false,20,,employed";
+    let mut text = format!("{header}\n");
+    for i in 0..20_000u32 {
+        // A distinct valid 11-digit numeric code per row (Luhn check digit).
+        let body = format!("{:010}", 1_000_000 + i);
+        let sum: u32 = body
+            .bytes()
+            .enumerate()
+            .map(|(k, b)| {
+                let d = (b - b'0') as u32;
+                if k % 2 == 1 {
+                    if d * 2 > 9 {
+                        d * 2 - 9
+                    } else {
+                        d * 2
+                    }
+                } else {
+                    d
+                }
+            })
+            .sum();
+        let code = format!("{body}{}", (10 - sum % 10) % 10);
+        text.push_str(&template.replacen("RSSGPP90C15D150H", &code, 1));
+        text.push('\n');
+    }
+    std::fs::write(&big, text).unwrap();
+    let base = warehouse.versions().unwrap()["workers"].unwrap();
+    let count = |root: &Path| -> i64 {
+        let out = osservatorio(
+            &["sql", "SELECT count(*) FROM workers", "--format", "csv"],
+            root,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let original = count(&root);
+    for delay_ms in [50u64, 200, 400, 700, 1000, 1500] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_osservatorio"))
+            .args([
+                "ingest",
+                "workers",
+                big.to_str().unwrap(),
+                "--force",
+                "--data-dir",
+            ])
+            .arg(&root)
+            .env(
+                "OSSERVATORIO_PSEUDONYM_KEY",
+                std::str::from_utf8(KEY).unwrap(),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = count(&root);
+        let version = Warehouse::open(&root, dictionary())
+            .unwrap()
+            .versions()
+            .unwrap()["workers"]
+            .unwrap();
+        if version == base {
+            assert_eq!(now, original, "killed after {delay_ms} ms");
+        } else {
+            // The commit landed before the kill: all of it.
+            assert_eq!(now, original + 20_000, "killed after {delay_ms} ms");
+            return;
+        }
+    }
+}
