@@ -297,7 +297,7 @@ pub async fn ingest(
     let valid = strip_tracking(&spec, valid)?;
     rejected_lines.sort();
     rejected_lines.dedup();
-    let rows_read = total;
+    let rows_read: usize = summaries.iter().map(|s| s.rows).sum();
     let rows_rejected = rejected_lines.len();
     let rows_valid = valid.num_rows();
     let has_problems = !problems.is_empty();
@@ -351,7 +351,7 @@ fn summary(raw: &read::RawFile, file: &str) -> FileSummary {
         sha256: raw.sha256.clone(),
         bytes: raw.bytes,
         format: raw.format.clone(),
-        rows: raw.records.len(),
+        rows: raw.records.len() + raw.problems.len(),
     }
 }
 
