@@ -21,6 +21,7 @@ use osservatorio::indicators::{
 use osservatorio::ingest::{self, Encoding, IngestMode, IngestOptions, Pseudonymizer};
 use osservatorio::observatory::Observatory;
 use osservatorio::query::{write_batches, OutputFormat, QueryEngine};
+use osservatorio::report;
 use osservatorio::server::{self, AppState, ServerLimits};
 
 /// Osservatorio: data platform of an observatory on domestic care work in Italy.
@@ -158,6 +159,27 @@ enum Command {
         #[arg(long, env = "OSSERVATORIO_PSEUDONYM_KEY", hide_env_values = true)]
         pseudonym_key: Option<String>,
     },
+    /// Write the annual report into a directory: report.html (self-contained,
+    /// print-ready), indicators.csv (every figure) and figures/ (SVG, PNG).
+    Report {
+        #[arg(long)]
+        year: i32,
+        #[arg(long, value_enum, default_value = "it")]
+        lang: Lang,
+        /// Limit the report to a social-care district, e.g. Crema.
+        #[arg(long)]
+        district: Option<String>,
+        /// Limit the report to a province, by ISTAT code, e.g. 019.
+        #[arg(long)]
+        province: Option<String>,
+        /// The directory to write; replaced whole when the report is ready.
+        #[arg(long)]
+        out: PathBuf,
+        /// Read a table at an earlier version, as DATASET=VERSION (repeatable);
+        /// the report's methodology lists the versions it read.
+        #[arg(long = "as-of", value_name = "DATASET=VERSION")]
+        as_of: Vec<String>,
+    },
     /// List a dataset's commits: version, time, operation, source files.
     History {
         dataset: String,
@@ -292,6 +314,14 @@ impl Cli {
                 };
                 run_ingest(&config, &dataset, &files, &options, json).await
             }
+            Command::Report {
+                year,
+                lang,
+                district,
+                province,
+                out,
+                as_of,
+            } => run_report(&config, year, lang, district, province, &out, &as_of).await,
             Command::History { dataset, json } => run_history(&config, &dataset, json).await,
             Command::Erase { person } => run_erase(&config, &person).await,
             Command::Indicators { lang } => list_indicators(&config, lang).await,
@@ -544,16 +574,7 @@ async fn run_sql(
     if format.is_binary() && out.is_none() && stdout_is_terminal {
         bail!("{format:?} output is binary; write it to a file with --out or redirect standard output");
     }
-    let mut versions = std::collections::BTreeMap::new();
-    for pair in as_of {
-        let parsed = pair.split_once('=').and_then(|(name, version)| {
-            Some((name.trim().to_string(), version.trim().parse::<u64>().ok()?))
-        });
-        let Some((name, version)) = parsed else {
-            bail!("--as-of takes DATASET=VERSION, e.g. contracts=3, not `{pair}`");
-        };
-        versions.insert(name, version);
-    }
+    let versions = parse_as_of(as_of)?;
     let warehouse = open(config).await?;
     let engine = QueryEngine::open_as_of(&warehouse, config.limits, &versions)
         .await?
@@ -646,7 +667,8 @@ async fn run_ingest(
         .ok_or(ingest::IngestError::MissingKey)?;
     let pseudonymizer =
         Pseudonymizer::new(key.expose().as_bytes()).ok_or(ingest::IngestError::ShortKey)?;
-    let warehouse = Warehouse::create(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
+    // An existing warehouse only: its reference tables check the rows.
+    let warehouse = Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
     let bar = progress_bar("ingest");
     let report = ingest::ingest(&warehouse, dataset, files, options, &pseudonymizer, &bar).await?;
     bar.finish_and_clear();
@@ -748,5 +770,64 @@ async fn run_erase(config: &Config, person: &str) -> Result<()> {
             e.dataset, e.rows, e.version
         );
     }
+    Ok(())
+}
+
+/// `DATASET=VERSION` pairs of `--as-of`.
+fn parse_as_of(pairs: &[String]) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut versions = std::collections::BTreeMap::new();
+    for pair in pairs {
+        let parsed = pair.split_once('=').and_then(|(name, version)| {
+            Some((name.trim().to_string(), version.trim().parse::<u64>().ok()?))
+        });
+        let Some((name, version)) = parsed else {
+            bail!("--as-of takes DATASET=VERSION, e.g. contracts=3, not `{pair}`");
+        };
+        versions.insert(name, version);
+    }
+    Ok(versions)
+}
+
+async fn run_report(
+    config: &Config,
+    year: i32,
+    lang: Lang,
+    district: Option<String>,
+    province: Option<String>,
+    out: &std::path::Path,
+    as_of: &[String],
+) -> Result<()> {
+    let versions = parse_as_of(as_of)?;
+    let warehouse = open(config).await?;
+    let engine = QueryEngine::open_as_of(&warehouse, config.limits, &versions)
+        .await?
+        .with_survey_options(config.survey);
+    let catalog =
+        IndicatorCatalog::load(&config.queries_dir, &engine, config.disclosure_threshold).await?;
+    let mut territory = ParameterValues::new();
+    if let Some(d) = district {
+        territory.insert("district".into(), d);
+    }
+    if let Some(p) = province {
+        territory.insert("province".into(), p);
+    }
+    let options = report::ReportOptions {
+        year,
+        lang,
+        territory,
+    };
+    let policy = report::Policy {
+        disclosure_threshold: config.disclosure_threshold,
+        survey: config.survey,
+    };
+    let bar = progress_bar("report");
+    let built = report::build(&engine, &catalog, policy, &options, &bar).await?;
+    bar.finish_and_clear();
+    report::write(&built, out)?;
+    eprintln!(
+        "wrote the {year} report to {}: report.html, indicators.csv and {} figures",
+        out.display(),
+        built.figures.len()
+    );
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! snapshot and cache behind long-running front ends, [`server`] is the HTTP
 //! API over it, and [`auth`] holds roles and tokens. [`ingest`] takes the
 //! exports that desks and offices send, validated and pseudonymised, as
-//! atomic commits.
+//! atomic commits. [`report`] writes the annual report.
 //!
 //! The library knows nothing of terminals or HTTP; the binary and the server
 //! are thin layers over it.
@@ -21,7 +21,9 @@ pub mod disclosure;
 pub mod generate;
 pub mod indicators;
 pub mod ingest;
+pub mod markup;
 pub mod observatory;
 pub mod query;
+pub mod report;
 pub mod server;
 pub mod survey;

@@ -207,6 +207,12 @@ async fn each_bad_file_is_reported_at_its_line_and_column() {
     .await;
     assert_rejected("workers", "header_only.csv", &[(2, None, Rule::NoRows)]).await;
     assert_rejected(
+        "contracts",
+        "dangling_worker.csv",
+        &[(2, Some("worker_id"), Rule::ForeignKey)],
+    )
+    .await;
+    assert_rejected(
         "workers",
         "huge_field.csv",
         &[(3, None, Rule::FieldTooLong)],

@@ -166,6 +166,11 @@ fn served_routes() -> Vec<(Method, &'static str, String)> {
             "/api/datasets/workers".into(),
         ),
         (Method::POST, "/api/sql", "/api/sql".into()),
+        (
+            Method::GET,
+            "/api/reports/{file}",
+            "/api/reports/2024.html".into(),
+        ),
         (Method::GET, "/healthz", "/healthz".into()),
         (Method::GET, "/metrics", "/metrics".into()),
         (Method::GET, "/api/openapi.json", "/api/openapi.json".into()),

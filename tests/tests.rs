@@ -10,6 +10,7 @@ mod generate;
 mod indicators;
 mod ingest;
 mod query;
+mod report;
 mod server;
 mod survey;
 mod warehouse;

@@ -148,6 +148,8 @@ pub struct CellReader<'a> {
     pub style: NumberStyle,
     pub latest_date: NaiveDate,
     pub earliest_date: NaiveDate,
+    /// Each column's pattern, compiled once per ingest.
+    pub patterns: &'a HashMap<String, regex::Regex>,
 }
 
 impl CellReader<'_> {
@@ -192,10 +194,12 @@ impl CellReader<'_> {
                         })?,
                     None => text.to_string(),
                 };
-                if let Some(pattern) = &column.pattern {
-                    let regex = regex::Regex::new(pattern).expect("the dictionary checks patterns");
+                if let Some(regex) = self.patterns.get(&column.name) {
                     if !regex.is_match(&text) {
-                        return Err(problem(Rule::Pattern, format!("does not match {pattern}")));
+                        return Err(problem(
+                            Rule::Pattern,
+                            format!("does not match {}", regex.as_str()),
+                        ));
                     }
                 }
                 Value::Text(text)

@@ -146,7 +146,17 @@ pub async fn ingest(
     progress.set_message(format!("checking {dataset}"));
 
     let today = Utc::now().date_naive();
+    let patterns: HashMap<String, regex::Regex> = spec
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let pattern = c.pattern.as_ref()?;
+            let regex = regex::Regex::new(pattern).expect("the dictionary checks its patterns");
+            Some((c.name.clone(), regex))
+        })
+        .collect();
     let reader = CellReader {
+        patterns: &patterns,
         pseudonymizer,
         style: NumberStyle {
             decimal_comma: false,

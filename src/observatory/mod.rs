@@ -28,6 +28,7 @@ use crate::indicators::{
     write_indicator, IndicatorCatalog, IndicatorError, IndicatorFormat, Lang, ParameterValues,
 };
 use crate::query::{CappedStream, OutputError, QueryEngine, QueryError};
+use crate::report::{self, Policy, ReportError, ReportOptions};
 use crate::survey::SurveyOptions;
 
 pub use page::PageSelection;
@@ -44,6 +45,9 @@ pub enum ObservatoryError {
     /// Opening the query engine, or a user query, failed.
     #[error(transparent)]
     Query(#[from] QueryError),
+    /// The annual report could not be built.
+    #[error(transparent)]
+    Report(#[from] ReportError),
     /// An indicator is unknown, its parameters are wrong, or it failed.
     #[error(transparent)]
     Indicator(#[from] IndicatorError),
@@ -280,6 +284,39 @@ impl Observatory {
             Ok(page::render(self, &snapshot, lang, selection)
                 .await
                 .into_bytes())
+        })
+        .await
+    }
+
+    /// The annual report of `year` as one HTML document, for the whole area.
+    pub async fn report(&self, year: i32, lang: Lang) -> Result<Rendered, ObservatoryError> {
+        let snapshot = self.snapshot();
+        let tag = self.tag(
+            &snapshot,
+            "report",
+            "",
+            &ParameterValues::new(),
+            &format!("{year}/{lang:?}"),
+        )?;
+        self.cached(tag, "text/html; charset=utf-8", async {
+            let options = ReportOptions {
+                year,
+                lang,
+                territory: ParameterValues::new(),
+            };
+            let policy = Policy {
+                disclosure_threshold: self.config.disclosure_threshold,
+                survey: self.config.survey,
+            };
+            let report = report::build(
+                &snapshot.engine,
+                &snapshot.catalog,
+                policy,
+                &options,
+                &indicatif::ProgressBar::hidden(),
+            )
+            .await?;
+            Ok(report.html.into_bytes())
         })
         .await
     }

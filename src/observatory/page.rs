@@ -16,6 +16,7 @@ use arrow::datatypes::DataType;
 use super::{Observatory, ObservatoryError, Snapshot};
 use crate::charts::{ChartOptions, ImageFormat};
 use crate::indicators::{Lang, ParameterValues, Theme};
+use crate::markup::escape;
 use crate::query::QueryEngine;
 
 /// The parameters chosen on the page, per indicator: the query string's
@@ -118,22 +119,6 @@ fn strings(batches: &[arrow::record_batch::RecordBatch], column: usize) -> Vec<S
                 .filter(|&i| values.is_valid(i))
                 .map(|i| values.value(i).to_string()),
         );
-    }
-    out
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
     }
     out
 }

@@ -17,6 +17,7 @@ use crate::charts::ChartError;
 use crate::indicators::IndicatorError;
 use crate::observatory::ObservatoryError;
 use crate::query::QueryError;
+use crate::report::ReportError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -139,6 +140,14 @@ fn mapping(error: &ApiError) -> Mapping {
                 ChartError::Draw(_) | ChartError::Png(_) => INTERNAL,
             },
             ObservatoryError::Output(_) => INTERNAL,
+            ObservatoryError::Report(report) => match report {
+                ReportError::Indicator(IndicatorError::Query { source, .. }) => {
+                    query_mapping(source)
+                }
+                ReportError::Indicator(_) | ReportError::Chart(_) | ReportError::Write { .. } => {
+                    INTERNAL
+                }
+            },
         },
         ApiError::BadRequest(_) => client(StatusCode::BAD_REQUEST, "bad_request"),
         ApiError::NotAcceptable(_) => client(StatusCode::NOT_ACCEPTABLE, "not_acceptable"),

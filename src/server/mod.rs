@@ -99,6 +99,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::list_datasets))
         .routes(routes!(routes::dataset))
         .routes(routes!(routes::sql))
+        .routes(routes!(routes::report))
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::metrics))
         .routes(routes!(routes::openapi))

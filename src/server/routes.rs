@@ -584,6 +584,47 @@ pub(super) async fn page(
     ))
 }
 
+/// The annual report of a year, `{year}.html`: one self-contained document
+/// for the observatory's whole area.
+#[utoipa::path(
+    get, path = "/api/reports/{file}", tag = "reports",
+    params(
+        ("file" = String, Path, description = "`{year}.html`, e.g. `2024.html`"),
+        ("lang" = Option<String>, Query, description = "`it` (default) or `en`"),
+    ),
+    responses(
+        (status = 200, description = "The report", content_type = "text/html"),
+        (status = 304, description = "Not modified since the given ETag"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub(super) async fn report(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Resource::Aggregates)?;
+    let year: i32 = file
+        .strip_suffix(".html")
+        .and_then(|y| y.parse().ok())
+        .filter(|y| (2000..=2100).contains(y))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("/api/reports/{file}: reports are `{{year}}.html`"))
+        })?;
+    let lang = parse_lang(query.lang.as_deref().unwrap_or("it"))?;
+    let rendered = state.observatory.report(year, lang).await?;
+    state
+        .metrics
+        .record_render("report", rendered.cached, rendered.compute_time);
+    Ok(conditional(
+        &headers,
+        rendered,
+        aggregates_are_private(&state),
+    ))
+}
+
 /// Liveness, with the table versions being served.
 #[utoipa::path(
     get, path = "/healthz", tag = "operations",
