@@ -201,47 +201,37 @@ pub async fn ingest(
         let column_of: Vec<Option<usize>> = (0..spec.columns.len())
             .map(|c| matches.iter().position(|m| *m == HeaderMatch::Column(c)))
             .collect();
-        for record in &raw.records {
-            progress.inc(1);
-            let mut values = Vec::with_capacity(spec.columns.len());
-            let mut bad = false;
-            for (c, column) in spec.columns.iter().enumerate() {
-                if column.name == YEAR_COLUMN && spec.year_of.is_some() {
-                    values.push(Value::Null);
-                    continue;
+        // Rows are checked on every core, in chunks, and merged in order.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = raw.records.len().div_ceil(threads).max(1);
+        let checked: Vec<Result<Vec<Value>, Vec<Problem>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = raw
+                .records
+                .chunks(chunk)
+                .map(|records| {
+                    let (spec, column_of, file) = (&spec, &column_of, &file);
+                    scope.spawn(move || {
+                        let checked: Vec<_> = records
+                            .iter()
+                            .map(|record| check_row(spec, &reader, column_of, file, record))
+                            .collect();
+                        progress.inc(records.len() as u64);
+                        checked
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a row-checking thread panicked"))
+                .collect()
+        });
+        for (record, outcome) in raw.records.iter().zip(checked) {
+            match outcome {
+                Ok(values) => rows.push(file_index as u32, record.line, values),
+                Err(found) => {
+                    problems.extend(found);
+                    rejected_lines.push((file_index, record.line));
                 }
-                let cell = column_of[c].map_or("", |i| record.cells[i].as_str());
-                match reader.read(column, cell) {
-                    Ok(value) => values.push(value),
-                    Err(p) => {
-                        bad = true;
-                        values.push(Value::Null);
-                        problems.push(Problem {
-                            file: file.clone(),
-                            line: record.line,
-                            column: Some(column.name.clone()),
-                            value: Some(p.shown),
-                            rule: p.rule,
-                            message: p.message,
-                        });
-                    }
-                }
-            }
-            if !bad {
-                if let Some(p) = cross_column_problem(&spec, &values) {
-                    bad = true;
-                    problems.push(Problem {
-                        file: file.clone(),
-                        line: record.line,
-                        ..p
-                    });
-                }
-            }
-            if bad {
-                rejected_lines.push((file_index, record.line));
-            } else {
-                fill_year(&spec, &mut values);
-                rows.push(file_index as u32, record.line, values);
             }
         }
         summaries.push(summary(raw, &file));
@@ -353,6 +343,54 @@ pub async fn ingest(
         problems,
         notes,
     })
+}
+
+/// One row's values, or its problems.
+fn check_row(
+    spec: &DatasetSpec,
+    reader: &CellReader<'_>,
+    column_of: &[Option<usize>],
+    file: &str,
+    record: &read::Record,
+) -> Result<Vec<Value>, Vec<Problem>> {
+    let mut values = Vec::with_capacity(spec.columns.len());
+    let mut problems = Vec::new();
+    for (c, column) in spec.columns.iter().enumerate() {
+        if column.name == YEAR_COLUMN && spec.year_of.is_some() {
+            values.push(Value::Null);
+            continue;
+        }
+        let cell = column_of[c].map_or("", |i| record.cells[i].as_str());
+        match reader.read(column, cell) {
+            Ok(value) => values.push(value),
+            Err(p) => {
+                values.push(Value::Null);
+                problems.push(Problem {
+                    file: file.to_string(),
+                    line: record.line,
+                    column: Some(column.name.clone()),
+                    value: Some(p.shown),
+                    rule: p.rule,
+                    message: p.message,
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        if let Some(p) = cross_column_problem(spec, &values) {
+            problems.push(Problem {
+                file: file.to_string(),
+                line: record.line,
+                ..p
+            });
+        }
+    }
+    if problems.is_empty() {
+        fill_year(spec, &mut values);
+        Ok(values)
+    } else {
+        Err(problems)
+    }
 }
 
 fn summary(raw: &read::RawFile, file: &str) -> FileSummary {

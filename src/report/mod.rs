@@ -255,7 +255,7 @@ fn csv_rows(
                 m.as_str(),
                 &result
                     .measure(m, row)
-                    .map_or_else(String::new, |v| v.to_string()),
+                    .map_or_else(String::new, stable_digits),
                 result.flags(row),
             ])?;
         }
