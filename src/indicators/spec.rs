@@ -301,3 +301,13 @@ pub enum Lang {
     It,
     En,
 }
+
+impl Lang {
+    /// The ISO 639-1 code, as HTML's `lang` and the `?lang=` parameter use.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::It => "it",
+            Lang::En => "en",
+        }
+    }
+}

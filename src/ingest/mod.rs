@@ -262,33 +262,12 @@ pub async fn ingest(
     ctx.deregister_table(INCOMING)?;
     problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
 
-    let keep: Vec<bool> = {
-        let files = batch
-            .column_by_name(FILE_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
-            .expect("the file column");
-        let lines = batch
-            .column_by_name(LINE_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-            .expect("the line column");
-        (0..batch.num_rows())
-            .map(|i| !dropped.contains(&(files.value(i), lines.value(i))))
-            .collect()
-    };
+    let (files, lines) = tracking(&batch);
+    let keep: Vec<bool> = (0..batch.num_rows())
+        .map(|i| !dropped.contains(&(files.value(i), lines.value(i))))
+        .collect();
     for (i, kept) in keep.iter().enumerate() {
         if !kept {
-            let files = batch
-                .column_by_name(FILE_COLUMN)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<UInt32Array>()
-                .unwrap();
-            let lines = batch
-                .column_by_name(LINE_COLUMN)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .unwrap();
             rejected_lines.push((files.value(i) as usize, lines.value(i)));
         }
     }
@@ -613,6 +592,21 @@ fn strip_tracking(spec: &DatasetSpec, batch: RecordBatch) -> Result<RecordBatch,
     Ok(RecordBatch::try_new(spec.arrow_schema(), columns)?)
 }
 
+/// The file index and line of every incoming row.
+fn tracking(batch: &RecordBatch) -> (&UInt32Array, &UInt64Array) {
+    let column = |name: &str| batch.column_by_name(name).expect("a tracking column");
+    (
+        column(FILE_COLUMN)
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .expect("file indexes"),
+        column(LINE_COLUMN)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .expect("line numbers"),
+    )
+}
+
 fn years_of(batch: &RecordBatch) -> BTreeSet<i32> {
     batch
         .column_by_name(YEAR_COLUMN)
@@ -638,18 +632,7 @@ fn duplicate_keys_in_batch(
         .iter()
         .filter_map(|k| batch.column_by_name(k))
         .collect();
-    let file_ids = batch
-        .column_by_name(FILE_COLUMN)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<UInt32Array>()
-        .unwrap();
-    let lines = batch
-        .column_by_name(LINE_COLUMN)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .unwrap();
+    let (file_ids, lines) = tracking(batch);
     let mut first: HashMap<Vec<String>, (u32, u64)> = HashMap::with_capacity(batch.num_rows());
     let mut problems = Vec::new();
     for row in 0..batch.num_rows() {

@@ -195,10 +195,7 @@ pub(super) async fn render(
     selection: &PageSelection,
 ) -> String {
     let w = words(lang);
-    let lang_code = match lang {
-        Lang::It => "it",
-        Lang::En => "en",
-    };
+    let lang_code = lang.code();
     let other_lang = match lang {
         Lang::It => "en",
         Lang::En => "it",

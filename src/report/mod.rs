@@ -385,10 +385,7 @@ pub async fn build(
     }
     chapters.push((None, Vec::new(), methodology(engine, policy, options)));
 
-    let lang_code = match lang {
-        Lang::It => "it",
-        Lang::En => "en",
-    };
+    let lang_code = lang.code();
     let territory = if options.territory.is_empty() {
         w.whole_area.to_string()
     } else {
@@ -461,10 +458,7 @@ fn methodology(engine: &QueryEngine, policy: Policy, options: &ReportOptions) ->
     let mut command = format!(
         "osservatorio report --year {} --lang {}",
         options.year,
-        match lang {
-            Lang::It => "it",
-            Lang::En => "en",
-        }
+        lang.code()
     );
     for (name, value) in &options.territory {
         let _ = write!(command, " --{name} {value}");

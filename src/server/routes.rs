@@ -182,6 +182,19 @@ fn conditional(headers: &HeaderMap, rendered: Rendered, private: bool) -> Respon
         .into_response()
 }
 
+/// Records a rendered output in the metrics and answers it, or 304.
+fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    kind: &'static str,
+    rendered: Rendered,
+) -> Response {
+    state
+        .metrics
+        .record_render(kind, rendered.cached, rendered.compute_time);
+    conditional(headers, rendered, aggregates_are_private(state))
+}
+
 fn aggregates_are_private(state: &AppState) -> bool {
     state.access.needed(Resource::Aggregates) != crate::auth::Role::Public
 }
@@ -245,14 +258,7 @@ pub(super) async fn indicator(
         .observatory
         .indicator(&id, &request.values, format, request.lang)
         .await?;
-    state
-        .metrics
-        .record_render("indicator", rendered.cached, rendered.compute_time);
-    Ok(conditional(
-        &headers,
-        rendered,
-        aggregates_are_private(&state),
-    ))
+    Ok(respond(&state, &headers, "indicator", rendered))
 }
 
 /// One indicator's chart: `{id}.svg` or `{id}.png`, with the same parameters
@@ -302,14 +308,7 @@ pub(super) async fn chart(
         .observatory
         .chart(id, &request.values, format, options)
         .await?;
-    state
-        .metrics
-        .record_render("chart", rendered.cached, rendered.compute_time);
-    Ok(conditional(
-        &headers,
-        rendered,
-        aggregates_are_private(&state),
-    ))
+    Ok(respond(&state, &headers, "chart", rendered))
 }
 
 /// The data dictionary with each table's current version and size.
@@ -574,14 +573,7 @@ pub(super) async fn page(
     };
     let selection = PageSelection::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let rendered = state.observatory.page(lang, &selection).await?;
-    state
-        .metrics
-        .record_render("page", rendered.cached, rendered.compute_time);
-    Ok(conditional(
-        &headers,
-        rendered,
-        aggregates_are_private(&state),
-    ))
+    Ok(respond(&state, &headers, "page", rendered))
 }
 
 /// The annual report of a year, `{year}.html`: one self-contained document
@@ -615,14 +607,7 @@ pub(super) async fn report(
         })?;
     let lang = parse_lang(query.lang.as_deref().unwrap_or("it"))?;
     let rendered = state.observatory.report(year, lang).await?;
-    state
-        .metrics
-        .record_render("report", rendered.cached, rendered.compute_time);
-    Ok(conditional(
-        &headers,
-        rendered,
-        aggregates_are_private(&state),
-    ))
+    Ok(respond(&state, &headers, "report", rendered))
 }
 
 /// Liveness, with the table versions being served.
