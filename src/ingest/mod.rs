@@ -9,29 +9,25 @@
 //! records. It must not write except through `catalog::Warehouse`, and no
 //! raw personal identifier may reach the warehouse, a log or a report.
 
+mod checks;
+mod erase;
 mod fields;
 mod identity;
 mod read;
 mod report;
+mod rows;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
-    RecordBatch, StringBuilder, UInt32Array, UInt64Array,
-};
-use arrow::datatypes::{DataType, Field, Schema};
-use chrono::{Datelike, Utc};
+use chrono::Datelike;
+use chrono::Utc;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{col, lit, Expr};
 use indicatif::ProgressBar;
 use serde_json::json;
 
-use crate::catalog::{
-    CatalogError, ColumnType, DatasetKind, DatasetSpec, Warehouse, WriteMode, YEAR_COLUMN,
-};
+use crate::catalog::{CatalogError, DatasetKind, DatasetSpec, Warehouse, WriteMode, YEAR_COLUMN};
 use crate::query::{QueryEngine, QueryError, QueryLimits};
 
 pub use fields::{header_key, parse_date, parse_number, NumberStyle};
@@ -39,11 +35,13 @@ pub use identity::{check_tax_code, mask, Pseudonymizer, TaxCodeError, MIN_KEY_BY
 pub use read::{Encoding, MAX_FIELD_CHARS};
 pub use report::{FileSummary, IngestReport, Outcome, Problem, Rule};
 
+use checks::{duplicate_keys_in_batch, refuse_repeats, warehouse_checks};
 use fields::{match_headers, CellReader, HeaderMatch, Value};
+use rows::{strip_tracking, tracking, years_of, RowBuilder};
 
-/// Columns added to the incoming rows while they are checked.
-const FILE_COLUMN: &str = "__file";
-const LINE_COLUMN: &str = "__line";
+pub use erase::{erase, Erasure};
+
+/// The table name of the incoming rows while they are checked.
 const INCOMING: &str = "__incoming";
 
 /// Failures that stop an ingest before any row is judged.
@@ -481,320 +479,6 @@ fn fill_year(spec: &DatasetSpec, values: &mut [Value]) {
     }
 }
 
-/// Accepted rows as Arrow columns, plus the file and line of each.
-struct RowBuilder {
-    spec: DatasetSpec,
-    columns: Vec<ColumnBuilder>,
-    files: Vec<u32>,
-    lines: Vec<u64>,
-}
-
-enum ColumnBuilder {
-    Text(StringBuilder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Float(Float64Builder),
-    Bool(BooleanBuilder),
-    Date(Date32Builder),
-}
-
-impl RowBuilder {
-    fn new(spec: &DatasetSpec, capacity: usize) -> Self {
-        let columns = spec
-            .columns
-            .iter()
-            .map(|c| match c.column_type {
-                ColumnType::Utf8 => {
-                    ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 8))
-                }
-                ColumnType::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(capacity)),
-                ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(capacity)),
-                ColumnType::Float64 => {
-                    ColumnBuilder::Float(Float64Builder::with_capacity(capacity))
-                }
-                ColumnType::Boolean => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
-                ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(capacity)),
-            })
-            .collect();
-        Self {
-            spec: spec.clone(),
-            columns,
-            files: Vec::with_capacity(capacity),
-            lines: Vec::with_capacity(capacity),
-        }
-    }
-
-    fn push(&mut self, file: u32, line: u64, values: Vec<Value>) {
-        for (builder, value) in self.columns.iter_mut().zip(values) {
-            match (builder, value) {
-                (ColumnBuilder::Text(b), Value::Text(t)) => b.append_value(t),
-                (ColumnBuilder::Int32(b), Value::Int(i)) => b.append_value(i as i32),
-                (ColumnBuilder::Int64(b), Value::Int(i)) => b.append_value(i),
-                (ColumnBuilder::Float(b), Value::Float(f)) => b.append_value(f),
-                (ColumnBuilder::Float(b), Value::Int(i)) => b.append_value(i as f64),
-                (ColumnBuilder::Bool(b), Value::Bool(v)) => b.append_value(v),
-                (ColumnBuilder::Date(b), Value::Date(d)) => b.append_value(d),
-                (ColumnBuilder::Text(b), _) => b.append_null(),
-                (ColumnBuilder::Int32(b), _) => b.append_null(),
-                (ColumnBuilder::Int64(b), _) => b.append_null(),
-                (ColumnBuilder::Float(b), _) => b.append_null(),
-                (ColumnBuilder::Bool(b), _) => b.append_null(),
-                (ColumnBuilder::Date(b), _) => b.append_null(),
-            }
-        }
-        self.files.push(file);
-        self.lines.push(line);
-    }
-
-    /// The rows with the dictionary's columns (all nullable while checked)
-    /// and the two tracking columns.
-    fn finish(self) -> Result<RecordBatch, IngestError> {
-        let mut fields: Vec<Field> = self
-            .spec
-            .columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.column_type.arrow_type(), true))
-            .collect();
-        fields.push(Field::new(FILE_COLUMN, DataType::UInt32, false));
-        fields.push(Field::new(LINE_COLUMN, DataType::UInt64, false));
-        let mut arrays: Vec<ArrayRef> = self
-            .columns
-            .into_iter()
-            .map(|b| -> ArrayRef {
-                match b {
-                    ColumnBuilder::Text(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Int32(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Int64(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Float(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Bool(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Date(mut b) => Arc::new(b.finish()),
-                }
-            })
-            .collect();
-        arrays.push(Arc::new(UInt32Array::from(self.files)));
-        arrays.push(Arc::new(UInt64Array::from(self.lines)));
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
-    }
-}
-
-/// The accepted rows in the dictionary's exact schema.
-fn strip_tracking(spec: &DatasetSpec, batch: RecordBatch) -> Result<RecordBatch, IngestError> {
-    let columns: Vec<ArrayRef> = spec
-        .columns
-        .iter()
-        .map(|c| {
-            batch
-                .column_by_name(&c.name)
-                .expect("a dictionary column")
-                .clone()
-        })
-        .collect();
-    Ok(RecordBatch::try_new(spec.arrow_schema(), columns)?)
-}
-
-/// The file index and line of every incoming row.
-fn tracking(batch: &RecordBatch) -> (&UInt32Array, &UInt64Array) {
-    let column = |name: &str| batch.column_by_name(name).expect("a tracking column");
-    (
-        column(FILE_COLUMN)
-            .as_any()
-            .downcast_ref::<UInt32Array>()
-            .expect("file indexes"),
-        column(LINE_COLUMN)
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .expect("line numbers"),
-    )
-}
-
-fn years_of(batch: &RecordBatch) -> BTreeSet<i32> {
-    batch
-        .column_by_name(YEAR_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int32Array>())
-        .map(|years| years.iter().flatten().collect())
-        .unwrap_or_default()
-}
-
-fn text_at(array: &ArrayRef, row: usize) -> String {
-    if array.is_null(row) {
-        return String::new();
-    }
-    arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
-}
-
-fn duplicate_keys_in_batch(
-    spec: &DatasetSpec,
-    batch: &RecordBatch,
-    files: &[String],
-) -> Vec<Problem> {
-    let key_columns: Vec<&ArrayRef> = spec
-        .primary_key
-        .iter()
-        .filter_map(|k| batch.column_by_name(k))
-        .collect();
-    let (file_ids, lines) = tracking(batch);
-    let mut first: HashMap<Vec<String>, (u32, u64)> = HashMap::with_capacity(batch.num_rows());
-    let mut problems = Vec::new();
-    for row in 0..batch.num_rows() {
-        let key: Vec<String> = key_columns.iter().map(|c| text_at(c, row)).collect();
-        let here = (file_ids.value(row), lines.value(row));
-        if let Some((file, line)) = first.get(&key) {
-            problems.push(Problem {
-                file: files[here.0 as usize].clone(),
-                line: here.1,
-                column: Some(spec.primary_key.join(", ")),
-                value: Some(key.join(", ")),
-                rule: Rule::DuplicateKey,
-                message: format!("the same key as {}:{line}", files[*file as usize]),
-            });
-        } else {
-            first.insert(key, here);
-        }
-    }
-    problems
-}
-
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// References that resolve nowhere and keys the table already has.
-async fn warehouse_checks(
-    spec: &DatasetSpec,
-    mode: IngestMode,
-    years: &BTreeSet<i32>,
-    engine: &QueryEngine,
-    files: &[String],
-) -> Result<Vec<Problem>, IngestError> {
-    let ctx = engine.context();
-    let mut problems = Vec::new();
-    let mut collect =
-        |batches: Vec<RecordBatch>, column: &str, rule: Rule, message: &dyn Fn(&str) -> String| {
-            for batch in batches {
-                let file_ids = batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<UInt32Array>()
-                    .unwrap()
-                    .clone();
-                let lines = batch
-                    .column(1)
-                    .as_any()
-                    .downcast_ref::<UInt64Array>()
-                    .unwrap()
-                    .clone();
-                for row in 0..batch.num_rows() {
-                    let value = text_at(batch.column(2), row);
-                    problems.push(Problem {
-                        file: files[file_ids.value(row) as usize].clone(),
-                        line: lines.value(row),
-                        column: Some(column.to_string()),
-                        message: message(&value),
-                        value: Some(value),
-                        rule,
-                    });
-                }
-            }
-        };
-    for column in &spec.columns {
-        let Some(reference) = &column.references else {
-            continue;
-        };
-        let Some((table, key)) = reference.split_once('.') else {
-            continue;
-        };
-        let c = quoted(&column.name);
-        let mut sql = format!(
-            "SELECT {FILE_COLUMN}, {LINE_COLUMN}, i.{c} FROM {INCOMING} i WHERE i.{c} IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM {} r WHERE r.{} = i.{c})",
-            quoted(table),
-            quoted(key)
-        );
-        if table == spec.name {
-            sql.push_str(&format!(
-                " AND NOT EXISTS (SELECT 1 FROM {INCOMING} j WHERE j.{} = i.{c})",
-                quoted(key)
-            ));
-        }
-        let batches = ctx.sql(&sql).await?.collect().await?;
-        let (rule, message): (Rule, Box<dyn Fn(&str) -> String>) = if table == "territories" {
-            (
-                Rule::UnknownMunicipality,
-                Box::new(|_: &str| "no municipality has this ISTAT code".to_string()),
-            )
-        } else {
-            let reference = reference.clone();
-            (
-                Rule::ForeignKey,
-                Box::new(move |_: &str| format!("not found in {reference}")),
-            )
-        };
-        collect(batches, &column.name, rule, &*message);
-    }
-    if !spec.primary_key.is_empty() {
-        let join: Vec<String> = spec
-            .primary_key
-            .iter()
-            .map(|k| format!("t.{0} = i.{0}", quoted(k)))
-            .collect();
-        let key_text = spec
-            .primary_key
-            .iter()
-            .map(|k| format!("CAST(i.{} AS VARCHAR)", quoted(k)))
-            .collect::<Vec<_>>()
-            .join(" || ', ' || ");
-        let mut condition = join.join(" AND ");
-        if mode == IngestMode::ReplaceYear && !years.is_empty() && spec.year_of.is_some() {
-            let list: Vec<String> = years.iter().map(i32::to_string).collect();
-            condition.push_str(&format!(
-                " AND t.{YEAR_COLUMN} NOT IN ({})",
-                list.join(", ")
-            ));
-        }
-        let sql = format!(
-            "SELECT {FILE_COLUMN}, {LINE_COLUMN}, {key_text} FROM {INCOMING} i \
-             WHERE EXISTS (SELECT 1 FROM {} t WHERE {condition})",
-            quoted(&spec.name)
-        );
-        let batches = ctx.sql(&sql).await?.collect().await?;
-        let name = spec.name.clone();
-        collect(
-            batches,
-            &spec.primary_key.join(", "),
-            Rule::DuplicateKey,
-            &|_| format!("the key is already in {name}"),
-        );
-    }
-    Ok(problems)
-}
-
-/// Refuses input whose exact content an earlier commit already ingested.
-async fn refuse_repeats(
-    warehouse: &Warehouse,
-    dataset: &str,
-    raws: &[read::RawFile],
-) -> Result<(), IngestError> {
-    let history = warehouse.history(dataset).await?;
-    for raw in raws {
-        for commit in &history {
-            let seen = commit
-                .metadata
-                .get("files")
-                .and_then(|f| f.as_array())
-                .is_some_and(|files| files.iter().any(|f| f["sha256"] == raw.sha256.as_str()));
-            if seen {
-                return Err(IngestError::AlreadyIngested {
-                    file: report::file_name(&raw.path),
-                    sha256: raw.sha256.clone(),
-                    dataset: dataset.to_string(),
-                    version: commit.version,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 fn commit_metadata(
     files: &[FileSummary],
     options: &IngestOptions,
@@ -893,61 +577,4 @@ fn write_rejects(
     drop(writer);
     std::fs::rename(&partial, &path).map_err(error)?;
     Ok(path)
-}
-
-/// What `osservatorio erase` did in one dataset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Erasure {
-    pub dataset: String,
-    pub version: u64,
-    pub rows: usize,
-}
-
-/// Removes every row that names `pseudonym` in a personal column, one
-/// recorded commit per dataset that had such rows.
-pub async fn erase(warehouse: &Warehouse, pseudonym: &str) -> Result<Vec<Erasure>, IngestError> {
-    let engine = QueryEngine::open(warehouse, QueryLimits::default()).await?;
-    let mut done = Vec::new();
-    for spec in warehouse.dictionary().datasets() {
-        let personal: Vec<&str> = spec
-            .columns
-            .iter()
-            .filter(|c| c.pseudonymous)
-            .map(|c| c.name.as_str())
-            .collect();
-        if personal.is_empty() {
-            continue;
-        }
-        let predicate: Expr = personal
-            .iter()
-            .map(|c| col(*c).eq(lit(pseudonym)))
-            .reduce(Expr::or)
-            .expect("at least one column");
-        let count = engine
-            .context()
-            .table(spec.name.as_str())
-            .await?
-            .filter(predicate.clone())?
-            .count()
-            .await?;
-        if count == 0 {
-            continue;
-        }
-        let mut metadata = serde_json::Map::new();
-        metadata.insert("operation".into(), json!("erase"));
-        metadata.insert("person".into(), json!(pseudonym));
-        metadata.insert("rows_deleted".into(), json!(count));
-        metadata.insert("at".into(), json!(Utc::now().to_rfc3339()));
-        if let Some((version, _)) = warehouse
-            .delete_recorded(&spec.name, predicate, metadata)
-            .await?
-        {
-            done.push(Erasure {
-                dataset: spec.name.clone(),
-                version,
-                rows: count,
-            });
-        }
-    }
-    Ok(done)
 }

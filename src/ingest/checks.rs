@@ -1,0 +1,188 @@
+//! Checks across rows: keys repeated in the files, references that resolve
+//! nowhere and keys the table already has (as joins of the incoming rows
+//! against the warehouse), and files already ingested.
+//!
+//! Owns those rules; it reports problems and must not drop rows itself.
+
+use std::collections::{BTreeSet, HashMap};
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+
+use super::report::{self, Problem, Rule};
+use super::rows::{text_at, tracking, FILE_COLUMN, LINE_COLUMN};
+use super::{read, IngestError, IngestMode, INCOMING};
+use crate::catalog::{DatasetSpec, Warehouse, YEAR_COLUMN};
+use crate::query::QueryEngine;
+
+pub(super) fn duplicate_keys_in_batch(
+    spec: &DatasetSpec,
+    batch: &RecordBatch,
+    files: &[String],
+) -> Vec<Problem> {
+    let key_columns: Vec<&ArrayRef> = spec
+        .primary_key
+        .iter()
+        .filter_map(|k| batch.column_by_name(k))
+        .collect();
+    let (file_ids, lines) = tracking(batch);
+    let mut first: HashMap<Vec<String>, (u32, u64)> = HashMap::with_capacity(batch.num_rows());
+    let mut problems = Vec::new();
+    for row in 0..batch.num_rows() {
+        let key: Vec<String> = key_columns.iter().map(|c| text_at(c, row)).collect();
+        let here = (file_ids.value(row), lines.value(row));
+        if let Some((file, line)) = first.get(&key) {
+            problems.push(Problem {
+                file: files[here.0 as usize].clone(),
+                line: here.1,
+                column: Some(spec.primary_key.join(", ")),
+                value: Some(key.join(", ")),
+                rule: Rule::DuplicateKey,
+                message: format!("the same key as {}:{line}", files[*file as usize]),
+            });
+        } else {
+            first.insert(key, here);
+        }
+    }
+    problems
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// References that resolve nowhere and keys the table already has.
+pub(super) async fn warehouse_checks(
+    spec: &DatasetSpec,
+    mode: IngestMode,
+    years: &BTreeSet<i32>,
+    engine: &QueryEngine,
+    files: &[String],
+) -> Result<Vec<Problem>, IngestError> {
+    let ctx = engine.context();
+    let mut problems = Vec::new();
+    let mut collect =
+        |batches: Vec<RecordBatch>, column: &str, rule: Rule, message: &dyn Fn(&str) -> String| {
+            for batch in batches {
+                let file_ids = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<UInt32Array>()
+                    .unwrap()
+                    .clone();
+                let lines = batch
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<UInt64Array>()
+                    .unwrap()
+                    .clone();
+                for row in 0..batch.num_rows() {
+                    let value = text_at(batch.column(2), row);
+                    problems.push(Problem {
+                        file: files[file_ids.value(row) as usize].clone(),
+                        line: lines.value(row),
+                        column: Some(column.to_string()),
+                        message: message(&value),
+                        value: Some(value),
+                        rule,
+                    });
+                }
+            }
+        };
+    for column in &spec.columns {
+        let Some(reference) = &column.references else {
+            continue;
+        };
+        let Some((table, key)) = reference.split_once('.') else {
+            continue;
+        };
+        let c = quoted(&column.name);
+        let mut sql = format!(
+            "SELECT {FILE_COLUMN}, {LINE_COLUMN}, i.{c} FROM {INCOMING} i WHERE i.{c} IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM {} r WHERE r.{} = i.{c})",
+            quoted(table),
+            quoted(key)
+        );
+        if table == spec.name {
+            sql.push_str(&format!(
+                " AND NOT EXISTS (SELECT 1 FROM {INCOMING} j WHERE j.{} = i.{c})",
+                quoted(key)
+            ));
+        }
+        let batches = ctx.sql(&sql).await?.collect().await?;
+        let (rule, message): (Rule, Box<dyn Fn(&str) -> String>) = if table == "territories" {
+            (
+                Rule::UnknownMunicipality,
+                Box::new(|_: &str| "no municipality has this ISTAT code".to_string()),
+            )
+        } else {
+            let reference = reference.clone();
+            (
+                Rule::ForeignKey,
+                Box::new(move |_: &str| format!("not found in {reference}")),
+            )
+        };
+        collect(batches, &column.name, rule, &*message);
+    }
+    if !spec.primary_key.is_empty() {
+        let join: Vec<String> = spec
+            .primary_key
+            .iter()
+            .map(|k| format!("t.{0} = i.{0}", quoted(k)))
+            .collect();
+        let key_text = spec
+            .primary_key
+            .iter()
+            .map(|k| format!("CAST(i.{} AS VARCHAR)", quoted(k)))
+            .collect::<Vec<_>>()
+            .join(" || ', ' || ");
+        let mut condition = join.join(" AND ");
+        if mode == IngestMode::ReplaceYear && !years.is_empty() && spec.year_of.is_some() {
+            let list: Vec<String> = years.iter().map(i32::to_string).collect();
+            condition.push_str(&format!(
+                " AND t.{YEAR_COLUMN} NOT IN ({})",
+                list.join(", ")
+            ));
+        }
+        let sql = format!(
+            "SELECT {FILE_COLUMN}, {LINE_COLUMN}, {key_text} FROM {INCOMING} i \
+             WHERE EXISTS (SELECT 1 FROM {} t WHERE {condition})",
+            quoted(&spec.name)
+        );
+        let batches = ctx.sql(&sql).await?.collect().await?;
+        let name = spec.name.clone();
+        collect(
+            batches,
+            &spec.primary_key.join(", "),
+            Rule::DuplicateKey,
+            &|_| format!("the key is already in {name}"),
+        );
+    }
+    Ok(problems)
+}
+
+/// Refuses input whose exact content an earlier commit already ingested.
+pub(super) async fn refuse_repeats(
+    warehouse: &Warehouse,
+    dataset: &str,
+    raws: &[read::RawFile],
+) -> Result<(), IngestError> {
+    let history = warehouse.history(dataset).await?;
+    for raw in raws {
+        for commit in &history {
+            let seen = commit
+                .metadata
+                .get("files")
+                .and_then(|f| f.as_array())
+                .is_some_and(|files| files.iter().any(|f| f["sha256"] == raw.sha256.as_str()));
+            if seen {
+                return Err(IngestError::AlreadyIngested {
+                    file: report::file_name(&raw.path),
+                    sha256: raw.sha256.clone(),
+                    dataset: dataset.to_string(),
+                    version: commit.version,
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The accepted rows of an ingest as Arrow columns in the dictionary's
+//! schema, with the file and line each came from while they are checked.
+//!
+//! Owns building and reading back those batches. It must not judge a row.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
+    RecordBatch, StringBuilder, UInt32Array, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::fields::Value;
+use super::IngestError;
+use crate::catalog::{ColumnType, DatasetSpec, YEAR_COLUMN};
+
+/// Columns added to the incoming rows while they are checked.
+pub(super) const FILE_COLUMN: &str = "__file";
+pub(super) const LINE_COLUMN: &str = "__line";
+
+/// Accepted rows as Arrow columns, plus the file and line of each.
+pub(super) struct RowBuilder {
+    spec: DatasetSpec,
+    columns: Vec<ColumnBuilder>,
+    files: Vec<u32>,
+    lines: Vec<u64>,
+}
+
+enum ColumnBuilder {
+    Text(StringBuilder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Date(Date32Builder),
+}
+
+impl RowBuilder {
+    pub(super) fn new(spec: &DatasetSpec, capacity: usize) -> Self {
+        let columns = spec
+            .columns
+            .iter()
+            .map(|c| match c.column_type {
+                ColumnType::Utf8 => {
+                    ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 8))
+                }
+                ColumnType::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(capacity)),
+                ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(capacity)),
+                ColumnType::Float64 => {
+                    ColumnBuilder::Float(Float64Builder::with_capacity(capacity))
+                }
+                ColumnType::Boolean => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
+                ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(capacity)),
+            })
+            .collect();
+        Self {
+            spec: spec.clone(),
+            columns,
+            files: Vec::with_capacity(capacity),
+            lines: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub(super) fn push(&mut self, file: u32, line: u64, values: Vec<Value>) {
+        for (builder, value) in self.columns.iter_mut().zip(values) {
+            match (builder, value) {
+                (ColumnBuilder::Text(b), Value::Text(t)) => b.append_value(t),
+                (ColumnBuilder::Int32(b), Value::Int(i)) => b.append_value(i as i32),
+                (ColumnBuilder::Int64(b), Value::Int(i)) => b.append_value(i),
+                (ColumnBuilder::Float(b), Value::Float(f)) => b.append_value(f),
+                (ColumnBuilder::Float(b), Value::Int(i)) => b.append_value(i as f64),
+                (ColumnBuilder::Bool(b), Value::Bool(v)) => b.append_value(v),
+                (ColumnBuilder::Date(b), Value::Date(d)) => b.append_value(d),
+                (ColumnBuilder::Text(b), _) => b.append_null(),
+                (ColumnBuilder::Int32(b), _) => b.append_null(),
+                (ColumnBuilder::Int64(b), _) => b.append_null(),
+                (ColumnBuilder::Float(b), _) => b.append_null(),
+                (ColumnBuilder::Bool(b), _) => b.append_null(),
+                (ColumnBuilder::Date(b), _) => b.append_null(),
+            }
+        }
+        self.files.push(file);
+        self.lines.push(line);
+    }
+
+    /// The rows with the dictionary's columns (all nullable while checked)
+    /// and the two tracking columns.
+    pub(super) fn finish(self) -> Result<RecordBatch, IngestError> {
+        let mut fields: Vec<Field> = self
+            .spec
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.column_type.arrow_type(), true))
+            .collect();
+        fields.push(Field::new(FILE_COLUMN, DataType::UInt32, false));
+        fields.push(Field::new(LINE_COLUMN, DataType::UInt64, false));
+        let mut arrays: Vec<ArrayRef> = self
+            .columns
+            .into_iter()
+            .map(|b| -> ArrayRef {
+                match b {
+                    ColumnBuilder::Text(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Int32(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Int64(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Float(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Bool(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Date(mut b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        arrays.push(Arc::new(UInt32Array::from(self.files)));
+        arrays.push(Arc::new(UInt64Array::from(self.lines)));
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+    }
+}
+
+/// The accepted rows in the dictionary's exact schema.
+pub(super) fn strip_tracking(
+    spec: &DatasetSpec,
+    batch: RecordBatch,
+) -> Result<RecordBatch, IngestError> {
+    let columns: Vec<ArrayRef> = spec
+        .columns
+        .iter()
+        .map(|c| {
+            batch
+                .column_by_name(&c.name)
+                .expect("a dictionary column")
+                .clone()
+        })
+        .collect();
+    Ok(RecordBatch::try_new(spec.arrow_schema(), columns)?)
+}
+
+/// The file index and line of every incoming row.
+pub(super) fn tracking(batch: &RecordBatch) -> (&UInt32Array, &UInt64Array) {
+    let column = |name: &str| batch.column_by_name(name).expect("a tracking column");
+    (
+        column(FILE_COLUMN)
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .expect("file indexes"),
+        column(LINE_COLUMN)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .expect("line numbers"),
+    )
+}
+
+pub(super) fn years_of(batch: &RecordBatch) -> BTreeSet<i32> {
+    batch
+        .column_by_name(YEAR_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int32Array>())
+        .map(|years| years.iter().flatten().collect())
+        .unwrap_or_default()
+}
+
+pub(super) fn text_at(array: &ArrayRef, row: usize) -> String {
+    if array.is_null(row) {
+        return String::new();
+    }
+    arrow::util::display::array_value_to_string(array, row).unwrap_or_default()
+}
