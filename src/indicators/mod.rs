@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::scalar::ScalarValue;
+use sha2::{Digest, Sha256};
 
 use crate::query::{QueryEngine, QueryError};
 
@@ -111,6 +112,7 @@ pub struct IndicatorCatalog {
     indicators: Vec<Indicator>,
     labels: CodeLabels,
     default_threshold: i64,
+    fingerprint: String,
 }
 
 impl IndicatorCatalog {
@@ -132,12 +134,15 @@ impl IndicatorCatalog {
             .collect();
         paths.sort();
         let mut indicators: Vec<Indicator> = Vec::with_capacity(paths.len());
+        let mut sources = Sha256::new();
         for path in paths {
             let text =
                 std::fs::read_to_string(&path).map_err(|source| IndicatorError::Directory {
                     path: path.clone(),
                     source,
                 })?;
+            sources.update(path.file_name().map_or(&b""[..], |n| n.as_encoded_bytes()));
+            sources.update(text.as_bytes());
             let spec = IndicatorSpec::parse(&path, &text)?;
             if let Some(other) = indicators.iter().find(|i| i.spec.id == spec.id) {
                 return Err(IndicatorError::Duplicate {
@@ -153,16 +158,25 @@ impl IndicatorCatalog {
                 plan,
             });
         }
-        let labels = CodeLabels::load(&dir.join(LABELS_FILE))?;
+        let labels_path = dir.join(LABELS_FILE);
+        let labels = CodeLabels::load(&labels_path)?;
+        sources.update(std::fs::read(&labels_path).unwrap_or_default());
         Ok(Self {
             indicators,
             labels,
             default_threshold,
+            fingerprint: hex::encode(sources.finalize()),
         })
     }
 
     pub fn indicators(&self) -> &[Indicator] {
         &self.indicators
+    }
+
+    /// A hash of every indicator file and the labels: outputs cached under
+    /// one fingerprint are stale under another.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     pub fn labels(&self) -> &CodeLabels {

@@ -76,9 +76,6 @@ pub fn match_headers(spec: &DatasetSpec, headers: &[String]) -> Vec<HeaderMatch>
         .iter()
         .map(|header| {
             let key = header_key(header);
-            if NAME_HEADERS.contains(&key.as_str()) {
-                return HeaderMatch::Name;
-            }
             match known.get(&key) {
                 Some(&index)
                     if spec.columns[index].name == YEAR_COLUMN && spec.year_of.is_some() =>
@@ -92,6 +89,8 @@ pub fn match_headers(spec: &DatasetSpec, headers: &[String]) -> Vec<HeaderMatch>
                         HeaderMatch::Column(index)
                     }
                 }
+                // Only a header that names no column is taken for people's names.
+                None if NAME_HEADERS.contains(&key.as_str()) => HeaderMatch::Name,
                 None => HeaderMatch::Unknown {
                     suggestion: closest(spec, &key),
                 },
@@ -282,6 +281,15 @@ pub fn parse_number(text: &str, style: NumberStyle) -> Option<f64> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '\u{a0}' && *c != '€')
         .collect();
+    // Without the Italian convention, `1,234` could be a thousand or a
+    // fraction; such a value is refused rather than guessed.
+    if !style.decimal_comma
+        && compact.contains(',')
+        && !compact.contains('.')
+        && is_grouped(&compact.replace(',', "."))
+    {
+        return None;
+    }
     let normalised = if style.decimal_comma || (compact.contains(',') && !compact.contains('.')) {
         if compact.contains(',') {
             compact.replace('.', "").replace(',', ".")
@@ -357,6 +365,11 @@ mod tests {
         assert_eq!(parse_number("6,63", en), Some(6.63));
         assert_eq!(parse_number("abc", en), None);
         assert_eq!(
+            parse_number("1,234", en),
+            None,
+            "ambiguous without the Italian convention"
+        );
+        assert_eq!(
             parse_date("05/03/2024"),
             NaiveDate::from_ymd_opt(2024, 3, 5)
         );
@@ -373,5 +386,14 @@ mod tests {
         assert_eq!(parse_bool("Sì"), Some(true));
         assert_eq!(parse_bool("no"), Some(false));
         assert_eq!(header_key("Città di Lavoro"), "cittadilavoro");
+    }
+
+    #[test]
+    fn a_dictionary_column_called_name_is_not_a_personal_name() {
+        let dictionary = crate::catalog::Dictionary::load().unwrap();
+        let desks = dictionary.require("desks").unwrap();
+        let matched = match_headers(desks, &["Name".to_string(), "Cognome".to_string()]);
+        assert!(matches!(matched[0], HeaderMatch::Column(_)), "{matched:?}");
+        assert_eq!(matched[1], HeaderMatch::Name);
     }
 }

@@ -300,7 +300,11 @@ pub async fn ingest(
             let rejects = write_rejects(&spec, &raws, &rejected_lines, &problems)?;
             Outcome::Quarantined {
                 version,
-                rejects: rejects.display().to_string(),
+                rejects: rejects
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }
         } else {
             Outcome::Committed { version }
@@ -516,55 +520,72 @@ fn write_rejects(
     raws: &[read::RawFile],
     rejected: &[(usize, u64)],
     problems: &[Problem],
+) -> Result<Vec<PathBuf>, IngestError> {
+    let mut written = Vec::new();
+    for (file_index, raw) in raws.iter().enumerate() {
+        let lines: Vec<u64> = rejected
+            .iter()
+            .filter(|(f, _)| *f == file_index)
+            .map(|(_, line)| *line)
+            .collect();
+        if !lines.is_empty() {
+            written.push(write_file_rejects(spec, raw, &lines, problems)?);
+        }
+    }
+    Ok(written)
+}
+
+/// The rejects of one input file, beside it, in its own column layout.
+fn write_file_rejects(
+    spec: &DatasetSpec,
+    raw: &read::RawFile,
+    lines: &[u64],
+    problems: &[Problem],
 ) -> Result<PathBuf, IngestError> {
-    let first = &raws[0].path;
-    let stem = first
+    let stem = raw
+        .path
         .file_stem()
         .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
-    let path = first.with_file_name(format!("{stem}.rejects.csv"));
+    let path = raw.path.with_file_name(format!("{stem}.rejects.csv"));
     let partial = path.with_extension("csv.partial");
     let error = |source: std::io::Error| IngestError::Rejects {
         path: path.clone(),
         source,
     };
-    let mut writer = csv::Writer::from_path(&partial).map_err(|e| error(e.into()))?;
-    let header = &raws[0].header;
-    let personal: Vec<bool> = match_headers(spec, header)
+    let file = report::file_name(&raw.path);
+    // Masks follow this file's own headers: exports differ in column order.
+    let personal: Vec<bool> = match_headers(spec, &raw.header)
         .iter()
         .map(|m| match m {
             HeaderMatch::Column(i) => spec.columns[*i].pseudonymous,
             HeaderMatch::Name => true,
-            _ => false,
+            HeaderMatch::Unknown { .. } | HeaderMatch::Duplicate(_) | HeaderMatch::Derived => false,
         })
         .collect();
-    let mut out_header = vec![
-        "_file".to_string(),
-        "_line".to_string(),
-        "_problems".to_string(),
-    ];
-    out_header.extend(header.iter().cloned());
-    writer
-        .write_record(&out_header)
-        .map_err(|e| error(e.into()))?;
-    for (file_index, line) in rejected {
-        let raw = &raws[*file_index];
-        let file = report::file_name(&raw.path);
-        let reasons: Vec<String> = problems
-            .iter()
-            .filter(|p| p.file == file && p.line == *line)
-            .map(|p| {
-                format!(
-                    "{} {}: {}",
-                    p.column.as_deref().unwrap_or(""),
-                    p.rule.slug(),
-                    p.message
-                )
-            })
-            .collect();
-        let mut record = vec![file.clone(), line.to_string(), reasons.join("; ")];
-        if let Some(found) = raw.records.iter().find(|r| r.line == *line) {
+    let records: HashMap<u64, &read::Record> = raw.records.iter().map(|r| (r.line, r)).collect();
+    let mut reasons: HashMap<u64, Vec<String>> = HashMap::new();
+    for p in problems.iter().filter(|p| p.file == file) {
+        reasons.entry(p.line).or_default().push(format!(
+            "{} {}: {}",
+            p.column.as_deref().unwrap_or(""),
+            p.rule.slug(),
+            p.message
+        ));
+    }
+    let mut writer = csv::Writer::from_path(&partial).map_err(|e| error(e.into()))?;
+    let mut header = vec!["_line".to_string(), "_problems".to_string()];
+    header.extend(raw.header.iter().cloned());
+    writer.write_record(&header).map_err(|e| error(e.into()))?;
+    for line in lines {
+        let mut record = vec![
+            line.to_string(),
+            reasons.get(line).map(|r| r.join("; ")).unwrap_or_default(),
+        ];
+        if let Some(found) = records.get(line) {
             record.extend(found.cells.iter().enumerate().map(|(i, cell)| {
-                if personal.get(i).copied().unwrap_or(false) {
+                // A header that matched nothing may still hold a person's
+                // code; only known non-personal columns go out as they are.
+                if personal.get(i).copied().unwrap_or(true) {
                     mask(cell.trim())
                 } else {
                     cell.clone()

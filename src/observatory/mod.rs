@@ -401,6 +401,7 @@ impl Observatory {
             hasher.update([0]);
         };
         feed(env!("CARGO_PKG_VERSION").to_string());
+        feed(snapshot.catalog.fingerprint().to_string());
         feed(format!("{kind}/{id}/{variant}"));
         feed(format!("{read:?}"));
         feed(format!("{values:?}"));

@@ -333,7 +333,7 @@ pub async fn build(
             let previous = if has_year && spec.theme != Theme::Survey {
                 let mut before = values.clone();
                 before.insert("year".into(), (year - 1).to_string());
-                catalog.run(engine, &spec.id, &before).await.ok()
+                Some(catalog.run(engine, &spec.id, &before).await?)
             } else {
                 None
             };

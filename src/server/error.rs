@@ -95,6 +95,18 @@ fn query_mapping(error: &QueryError) -> Mapping {
     }
 }
 
+/// Our own indicator queries failing is our fault, and the engine's message
+/// may quote data: only load-related failures are the client's to see.
+fn indicator_query_mapping(error: &QueryError) -> Mapping {
+    match error {
+        QueryError::ResourcesExhausted { .. } | QueryError::Timeout(_) => query_mapping(error),
+        QueryError::NotReadOnly(_)
+        | QueryError::Invalid(_)
+        | QueryError::Execution(_)
+        | QueryError::Catalog(_) => INTERNAL,
+    }
+}
+
 fn catalog_mapping(error: &CatalogError) -> Mapping {
     match error {
         CatalogError::UnknownDataset { .. } => client(StatusCode::NOT_FOUND, "unknown_dataset"),
@@ -127,7 +139,7 @@ fn mapping(error: &ApiError) -> Mapping {
                 IndicatorError::Parameter { .. } => {
                     client(StatusCode::BAD_REQUEST, "bad_parameter")
                 }
-                IndicatorError::Query { source, .. } => query_mapping(source),
+                IndicatorError::Query { source, .. } => indicator_query_mapping(source),
                 IndicatorError::Directory { .. }
                 | IndicatorError::Parse { .. }
                 | IndicatorError::Plan { .. }

@@ -465,7 +465,13 @@ pub(super) async fn sql(
     if text.trim().is_empty() {
         return Err(ApiError::BadRequest("the request has no SQL".into()));
     }
-    tracing::info!(caller = caller.name.as_deref().unwrap_or("-"), sql = %text, "sql over http");
+    // The text may quote personal values; the log keeps its hash and length.
+    tracing::info!(
+        caller = caller.name.as_deref().unwrap_or("-"),
+        sql_sha256 = %hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
+        sql_bytes = text.len(),
+        "sql over http"
+    );
     let started = Instant::now();
     let mut stream = state.observatory.sql(&text, params).await?;
     // Wait for the first rows, so that failures before them (most timeouts
@@ -546,7 +552,9 @@ async fn next_chunk(
 
 /// Ends a response already under way: the client sees an incomplete body.
 fn abort(error: &dyn std::fmt::Display) -> std::io::Error {
-    tracing::warn!(%error, "a streamed SQL result failed after it started; response aborted");
+    // The message may quote a value from the data: only at debug level.
+    tracing::warn!("a streamed SQL result failed after it started; response aborted");
+    tracing::debug!(%error, "the streamed SQL failure");
     std::io::Error::other(error.to_string())
 }
 
