@@ -3,6 +3,10 @@
 //! Owns the mapping from arguments to library calls and from results to the
 //! terminal. It must not hold logic that a test of the library cannot reach.
 
+mod records;
+mod report_command;
+mod serve;
+
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
@@ -10,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use osservatorio::auth::{self, Role};
+use osservatorio::auth::Role;
 use osservatorio::catalog::{Dictionary, Warehouse};
 use osservatorio::charts::{self, ChartOptions, ImageFormat};
 use osservatorio::config::{Config, Overrides};
@@ -18,11 +22,8 @@ use osservatorio::generate::{self, GenerateOptions, Scale};
 use osservatorio::indicators::{
     write_indicator, IndicatorCatalog, IndicatorFormat, IndicatorResult, Lang, ParameterValues,
 };
-use osservatorio::ingest::{self, Encoding, IngestMode, IngestOptions, Pseudonymizer};
-use osservatorio::observatory::Observatory;
+use osservatorio::ingest::{Encoding, IngestMode, IngestOptions};
 use osservatorio::query::{write_batches, OutputFormat, QueryEngine};
-use osservatorio::report;
-use osservatorio::server::{self, AppState, ServerLimits};
 
 /// Osservatorio: data platform of an observatory on domestic care work in Italy.
 #[derive(Debug, Parser)]
@@ -592,187 +593,6 @@ async fn run_sql(
     Ok(())
 }
 
-/// How often the server looks for new table versions.
-const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-
-async fn run_serve(config: Config) -> Result<()> {
-    let mut access = config.access.clone();
-    let mut session_token = None;
-    if access.has_no_tokens() {
-        server::check_exposure(config.listen, &access)?;
-        let (token, record) = auth::new_token("session", Role::Researcher);
-        access = access.with_token(record);
-        session_token = Some(token);
-    }
-    let warehouse = open(&config).await?;
-    let limits = ServerLimits {
-        body_bytes: server::DEFAULT_BODY_LIMIT,
-        request_timeout: config.limits.timeout + std::time::Duration::from_secs(10),
-    };
-    let listen = config.listen;
-    let observatory = std::sync::Arc::new(Observatory::open(warehouse, config).await?);
-    let _watcher = observatory.watch(REFRESH_INTERVAL);
-    let listener = server::bind(listen).await?;
-    let address = listener.local_addr()?;
-    eprintln!("serving the observatory at http://{address}/");
-    if let Some(token) = session_token {
-        eprintln!(
-            "no tokens are configured, so this session has its own researcher token:\n    {token}\n\
-             e.g. curl -H 'Authorization: Bearer {token}' --data 'SELECT count(*) FROM workers' http://{address}/api/sql"
-        );
-    }
-    let state = AppState::new(observatory, access, limits);
-    server::serve(listener, state, server::shutdown_signal()).await?;
-    Ok(())
-}
-
-fn create_token(config: &Config, role: Role, name: &str) -> Result<()> {
-    let path = config
-        .config_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(osservatorio::config::DEFAULT_CONFIG_FILE));
-    let (token, record) = auth::new_token(name, role);
-    osservatorio::config::add_token(&path, &record)?;
-    eprintln!(
-        "created the {} token `{name}`; its hash is in {}. The token is shown only now:",
-        role.as_str(),
-        path.display()
-    );
-    println!("{token}");
-    Ok(())
-}
-
-/// Ends the process with this exit code, the outcome having been reported.
-#[derive(Debug)]
-pub struct Exit(pub u8);
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit code {}", self.0)
-    }
-}
-
-impl std::error::Error for Exit {}
-
-async fn run_ingest(
-    config: &Config,
-    dataset: &str,
-    files: &[PathBuf],
-    options: &IngestOptions,
-    json: bool,
-) -> Result<()> {
-    let key = config
-        .pseudonym_key
-        .as_ref()
-        .ok_or(ingest::IngestError::MissingKey)?;
-    let pseudonymizer =
-        Pseudonymizer::new(key.expose().as_bytes()).ok_or(ingest::IngestError::ShortKey)?;
-    // An existing warehouse only: its reference tables check the rows.
-    let warehouse = Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
-    let bar = progress_bar("ingest");
-    let report = ingest::ingest(&warehouse, dataset, files, options, &pseudonymizer, &bar).await?;
-    bar.finish_and_clear();
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        report.write_text(&mut out)?;
-    }
-    out.flush()?;
-    match report.outcome.exit_code() {
-        0 => Ok(()),
-        code => Err(Exit(code).into()),
-    }
-}
-
-async fn run_history(config: &Config, dataset: &str, json: bool) -> Result<()> {
-    let warehouse = Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
-    let commits = warehouse.history(dataset).await?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        let rows: Vec<serde_json::Value> = commits
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "version": c.version,
-                    "timestamp_ms": c.timestamp,
-                    "operation": c.operation,
-                    "metadata": c.metadata,
-                })
-            })
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &rows)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{:>7}  {:<20}  {:<9}  details",
-        "version", "time (UTC)", "operation"
-    )?;
-    for commit in commits {
-        let time = commit
-            .timestamp
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
-        let details = match commit.metadata.get("operation").and_then(|o| o.as_str()) {
-            Some("ingest") => {
-                let files: Vec<String> = commit.metadata["files"]
-                    .as_array()
-                    .map(|files| {
-                        files
-                            .iter()
-                            .map(|f| {
-                                format!(
-                                    "{} sha256 {}…",
-                                    f["name"].as_str().unwrap_or(""),
-                                    &f["sha256"].as_str().unwrap_or("")
-                                        [..12.min(f["sha256"].as_str().unwrap_or("").len())]
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                format!(
-                    "ingest ({}): {} rows committed, {} rejected; {}",
-                    commit.metadata["mode"].as_str().unwrap_or(""),
-                    commit.metadata["rows_committed"],
-                    commit.metadata["rows_rejected"],
-                    files.join(", ")
-                )
-            }
-            Some("erase") => format!(
-                "erase of {}: {} rows",
-                commit.metadata["person"].as_str().unwrap_or(""),
-                commit.metadata["rows_deleted"]
-            ),
-            _ => String::new(),
-        };
-        writeln!(
-            out,
-            "{:>7}  {:<20}  {:<9}  {details}",
-            commit.version, time, commit.operation
-        )?;
-    }
-    Ok(())
-}
-
-async fn run_erase(config: &Config, person: &str) -> Result<()> {
-    let warehouse = Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
-    let erased = ingest::erase(&warehouse, person).await?;
-    if erased.is_empty() {
-        bail!("no dataset has rows of {person}");
-    }
-    for e in erased {
-        println!(
-            "{}: {} rows removed (version {})",
-            e.dataset, e.rows, e.version
-        );
-    }
-    Ok(())
-}
-
 /// `DATASET=VERSION` pairs of `--as-of`.
 fn parse_as_of(pairs: &[String]) -> Result<std::collections::BTreeMap<String, u64>> {
     let mut versions = std::collections::BTreeMap::new();
@@ -788,46 +608,7 @@ fn parse_as_of(pairs: &[String]) -> Result<std::collections::BTreeMap<String, u6
     Ok(versions)
 }
 
-async fn run_report(
-    config: &Config,
-    year: i32,
-    lang: Lang,
-    district: Option<String>,
-    province: Option<String>,
-    out: &std::path::Path,
-    as_of: &[String],
-) -> Result<()> {
-    let versions = parse_as_of(as_of)?;
-    let warehouse = open(config).await?;
-    let engine = QueryEngine::open_as_of(&warehouse, config.limits, &versions)
-        .await?
-        .with_survey_options(config.survey);
-    let catalog =
-        IndicatorCatalog::load(&config.queries_dir, &engine, config.disclosure_threshold).await?;
-    let mut territory = ParameterValues::new();
-    if let Some(d) = district {
-        territory.insert("district".into(), d);
-    }
-    if let Some(p) = province {
-        territory.insert("province".into(), p);
-    }
-    let options = report::ReportOptions {
-        year,
-        lang,
-        territory,
-    };
-    let policy = report::Policy {
-        disclosure_threshold: config.disclosure_threshold,
-        survey: config.survey,
-    };
-    let bar = progress_bar("report");
-    let built = report::build(&engine, &catalog, policy, &options, &bar).await?;
-    bar.finish_and_clear();
-    report::write(&built, out)?;
-    eprintln!(
-        "wrote the {year} report to {}: report.html, indicators.csv and {} figures",
-        out.display(),
-        built.figures.len()
-    );
-    Ok(())
-}
+pub use records::Exit;
+use records::{run_erase, run_history, run_ingest};
+use report_command::run_report;
+use serve::{create_token, run_serve};
