@@ -430,3 +430,45 @@ fn serve_prints_a_session_token_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
+
+#[test]
+fn report_writes_a_whole_directory_for_a_territory() {
+    let warehouse = province_warehouse().to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let queries = concat!(env!("CARGO_MANIFEST_DIR"), "/queries");
+    let out = dir.path().join("crema-2024");
+    let made = osservatorio(
+        dir.path(),
+        &[
+            "report",
+            "--year",
+            "2024",
+            "--territory",
+            "Crema",
+            "--lang",
+            "en",
+            "--out",
+            out.to_str().unwrap(),
+            "--data-dir",
+            &warehouse,
+            "--queries-dir",
+            queries,
+        ],
+    );
+    assert!(made.status.success(), "{}", stderr(&made));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("district Crema") && html.contains("<html lang=\"en\">"));
+    assert!(
+        html.contains("--district Crema --as-of "),
+        "the rebuild command names the territory"
+    );
+    assert!(out.join("indicators.csv").is_file());
+    assert!(out.join("figures/staff_hires.png").is_file());
+    // No staging directory is left beside it.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}

@@ -167,6 +167,10 @@ enum Command {
         year: i32,
         #[arg(long, value_enum, default_value = "it")]
         lang: Lang,
+        /// Limit the report to a territory: a province's three-digit ISTAT
+        /// code (019) or a social-care district's name (Crema).
+        #[arg(long, conflicts_with_all = ["district", "province"])]
+        territory: Option<String>,
         /// Limit the report to a social-care district, e.g. Crema.
         #[arg(long)]
         district: Option<String>,
@@ -318,11 +322,21 @@ impl Cli {
             Command::Report {
                 year,
                 lang,
+                territory,
                 district,
                 province,
                 out,
                 as_of,
-            } => run_report(&config, year, lang, district, province, &out, &as_of).await,
+            } => {
+                let (district, province) = match territory {
+                    Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
+                        (None, Some(code))
+                    }
+                    Some(name) => (Some(name), None),
+                    None => (district, province),
+                };
+                run_report(&config, year, lang, district, province, &out, &as_of).await
+            }
             Command::History { dataset, json } => run_history(&config, &dataset, json).await,
             Command::Erase { person } => run_erase(&config, &person).await,
             Command::Indicators { lang } => list_indicators(&config, lang).await,
