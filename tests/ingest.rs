@@ -165,59 +165,57 @@ async fn assert_rejected(dataset: &str, file: &str, expected: &[(u64, Option<&st
 
 #[tokio::test]
 async fn each_bad_file_is_reported_at_its_line_and_column() {
-    assert_rejected(
-        "workers",
-        "bad_separator.csv",
-        &[(3, None, Rule::FieldCount)],
-    )
-    .await;
-    assert_rejected("workers", "bad_quoting.csv", &[(3, None, Rule::FieldCount)]).await;
-    assert_rejected(
-        "workers",
-        "bad_date.csv",
-        &[(2, Some("registered_on"), Rule::Type)],
-    )
-    .await;
-    assert_rejected(
-        "workers",
-        "unknown_municipality.csv",
-        &[(3, Some("istat_code"), Rule::UnknownMunicipality)],
-    )
-    .await;
-    assert_rejected(
-        "workers",
-        "bad_codice_fiscale.csv",
-        &[(2, Some("worker_id"), Rule::CodiceFiscale)],
-    )
-    .await;
-    assert_rejected(
-        "workers",
-        "duplicate_key.csv",
-        &[(5, Some("worker_id"), Rule::DuplicateKey)],
-    )
-    .await;
-    assert_rejected(
-        "workers",
-        "missing_column.csv",
-        &[
-            (1, Some("Sess"), Rule::UnknownColumn),
-            (1, Some("sex"), Rule::MissingColumn),
-        ],
-    )
-    .await;
-    assert_rejected("workers", "header_only.csv", &[(2, None, Rule::NoRows)]).await;
-    assert_rejected(
-        "contracts",
-        "dangling_worker.csv",
-        &[(2, Some("worker_id"), Rule::ForeignKey)],
-    )
-    .await;
-    assert_rejected(
-        "workers",
-        "huge_field.csv",
-        &[(3, None, Rule::FieldTooLong)],
-    )
-    .await;
+    // (dataset, file, expected problems as (line, column, rule)).
+    let corpus: [(&str, &str, &[(u64, Option<&str>, Rule)]); 10] = [
+        (
+            "workers",
+            "bad_separator.csv",
+            &[(3, None, Rule::FieldCount)],
+        ),
+        ("workers", "bad_quoting.csv", &[(3, None, Rule::FieldCount)]),
+        (
+            "workers",
+            "bad_date.csv",
+            &[(2, Some("registered_on"), Rule::Type)],
+        ),
+        (
+            "workers",
+            "unknown_municipality.csv",
+            &[(3, Some("istat_code"), Rule::UnknownMunicipality)],
+        ),
+        (
+            "workers",
+            "bad_codice_fiscale.csv",
+            &[(2, Some("worker_id"), Rule::CodiceFiscale)],
+        ),
+        (
+            "workers",
+            "duplicate_key.csv",
+            &[(5, Some("worker_id"), Rule::DuplicateKey)],
+        ),
+        (
+            "workers",
+            "missing_column.csv",
+            &[
+                (1, Some("Sess"), Rule::UnknownColumn),
+                (1, Some("sex"), Rule::MissingColumn),
+            ],
+        ),
+        ("workers", "header_only.csv", &[(2, None, Rule::NoRows)]),
+        (
+            "contracts",
+            "dangling_worker.csv",
+            &[(2, Some("worker_id"), Rule::ForeignKey)],
+        ),
+        (
+            "workers",
+            "huge_field.csv",
+            &[(3, None, Rule::FieldTooLong)],
+        ),
+    ];
+    for (dataset, file, expected) in corpus {
+        assert_rejected(dataset, file, expected).await;
+    }
 }
 
 #[tokio::test]

@@ -373,28 +373,25 @@ impl Observatory {
         values: &ParameterValues,
         variant: &str,
     ) -> Result<String, ObservatoryError> {
-        let versions = snapshot.versions();
-        let read: Vec<(&String, &Option<u64>)> = if id.is_empty() {
-            versions.iter().collect()
+        // Whole-area outputs (page, report) read every table; an indicator
+        // reads the tables of its plan.
+        let indicator = if id.is_empty() {
+            None
         } else {
-            let indicator = snapshot.catalog.get(id)?;
-            versions
-                .iter()
-                .filter(|(name, _)| indicator.tables().contains(name))
-                .collect()
+            Some(snapshot.catalog.get(id)?)
         };
+        let read: Vec<(&String, &Option<u64>)> = snapshot
+            .versions()
+            .iter()
+            .filter(|(name, _)| indicator.is_none_or(|i| i.tables().contains(name)))
+            .collect();
         let SurveyOptions {
             lonely_psu,
             reliability,
         } = self.config.survey;
-        let threshold = match snapshot.catalog.get(id) {
-            Ok(indicator) => indicator
-                .spec
-                .disclosure
-                .threshold
-                .unwrap_or(self.config.disclosure_threshold),
-            Err(_) => self.config.disclosure_threshold,
-        };
+        let threshold = indicator
+            .and_then(|i| i.spec.disclosure.threshold)
+            .unwrap_or(self.config.disclosure_threshold);
         let mut hasher = Sha256::new();
         let mut feed = |part: String| {
             hasher.update(part.as_bytes());

@@ -9,6 +9,7 @@
 mod error;
 mod metrics;
 mod routes;
+mod sql;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,7 +75,7 @@ pub struct AppState {
     access: Access,
     metrics: Arc<Metrics>,
     limits: ServerLimits,
-    openapi: Arc<String>,
+    openapi: axum::body::Bytes,
 }
 
 impl AppState {
@@ -84,7 +85,7 @@ impl AppState {
             access,
             metrics: Arc::new(Metrics::default()),
             limits,
-            openapi: Arc::new(String::new()),
+            openapi: axum::body::Bytes::new(),
         }
     }
 }
@@ -98,26 +99,20 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::chart))
         .routes(routes!(routes::list_datasets))
         .routes(routes!(routes::dataset))
-        .routes(routes!(routes::sql))
+        .routes(routes!(sql::sql))
         .routes(routes!(routes::report))
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::metrics))
         .routes(routes!(routes::openapi))
 }
 
-/// The OpenAPI document of every route [`router`] serves.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
-}
-
 /// The application, ready to serve or to call with `oneshot`.
 pub fn router(mut state: AppState) -> Router {
     let (router, document) = routes().split_for_parts();
-    state.openapi = Arc::new(
-        document
-            .to_pretty_json()
-            .expect("the OpenAPI document serialises"),
-    );
+    state.openapi = document
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises")
+        .into();
     router
         .fallback(not_found)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), track))
