@@ -1,14 +1,12 @@
 //! The HTTP API: every route through the router, an auth matrix, entity
-//! tags and their invalidation by a new table version, the OpenAPI document,
-//! hostile SQL, the committee page, and streamed results from a real server
-//! on port 0.
+//! tags and their invalidation by a new table version, the OpenAPI document
+//! and the committee page. SQL over HTTP is in `server_sql`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::record_batch::RecordBatch;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
@@ -25,20 +23,20 @@ use crate::support::{copy_dir, dictionary, province_warehouse};
 
 const INDICATOR: &str = "staff_assistance_person_days";
 
-struct TestApp {
-    router: Router,
-    observatory: Arc<Observatory>,
+pub(crate) struct TestApp {
+    pub(crate) router: Router,
+    pub(crate) observatory: Arc<Observatory>,
     tokens: Vec<(Role, String)>,
-    state: AppState,
+    pub(crate) state: AppState,
 }
 
 impl TestApp {
-    fn token(&self, role: Role) -> &str {
+    pub(crate) fn token(&self, role: Role) -> &str {
         &self.tokens.iter().find(|(r, _)| *r == role).unwrap().1
     }
 }
 
-fn config(root: &Path, tweak: impl FnOnce(&mut Overrides)) -> Config {
+pub(crate) fn config(root: &Path, tweak: impl FnOnce(&mut Overrides)) -> Config {
     let mut overrides = Overrides {
         data_dir: Some(root.to_path_buf()),
         queries_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries")),
@@ -48,7 +46,7 @@ fn config(root: &Path, tweak: impl FnOnce(&mut Overrides)) -> Config {
     Config::resolve(overrides).expect("config")
 }
 
-async fn app_with(root: &Path, aggregates: AggregateAccess, config: Config) -> TestApp {
+pub(crate) async fn app_with(root: &Path, aggregates: AggregateAccess, config: Config) -> TestApp {
     let mut records = Vec::new();
     let mut tokens = Vec::new();
     for role in [Role::Public, Role::Committee, Role::Researcher] {
@@ -76,28 +74,28 @@ async fn app_with(root: &Path, aggregates: AggregateAccess, config: Config) -> T
     }
 }
 
-async fn app(aggregates: AggregateAccess) -> TestApp {
+pub(crate) async fn app(aggregates: AggregateAccess) -> TestApp {
     let root = province_warehouse();
     app_with(root, aggregates, config(root, |_| {})).await
 }
 
-struct Reply {
-    status: StatusCode,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    fn header(&self, name: header::HeaderName) -> &str {
+    pub(crate) fn header(&self, name: header::HeaderName) -> &str {
         self.headers
             .get(name)
             .map(|v| v.to_str().unwrap())
@@ -105,7 +103,7 @@ impl Reply {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     router: &Router,
     method: Method,
     uri: &str,
@@ -137,7 +135,11 @@ async fn get(router: &Router, uri: &str) -> Reply {
     call(router, Method::GET, uri, &[], "").await
 }
 
-async fn sql(app: &TestApp, body: &str, headers: &[(header::HeaderName, &str)]) -> Reply {
+pub(crate) async fn sql(
+    app: &TestApp,
+    body: &str,
+    headers: &[(header::HeaderName, &str)],
+) -> Reply {
     let auth = format!("Bearer {}", app.token(Role::Researcher));
     let mut all = vec![(header::AUTHORIZATION, auth.as_str())];
     all.extend_from_slice(headers);
@@ -459,146 +461,6 @@ async fn openapi_lists_exactly_the_served_routes() {
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
-
-#[tokio::test]
-async fn hostile_sql_is_refused() {
-    let app = app(AggregateAccess::Public).await;
-    for statement in [
-        "DROP TABLE workers",
-        "CREATE TABLE x AS SELECT * FROM workers",
-        "INSERT INTO workers SELECT * FROM workers",
-        "DELETE FROM workers",
-        "COPY workers TO '/tmp/stolen.csv'",
-        "SET datafusion.execution.batch_size = 1",
-        "CREATE EXTERNAL TABLE e STORED AS CSV LOCATION '/etc/passwd'",
-        "SELECT 1; DROP TABLE workers",
-    ] {
-        let reply = sql(&app, statement, &[]).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::BAD_REQUEST,
-            "{statement}: {}",
-            reply.text()
-        );
-        let slug = reply.json()["error"].as_str().unwrap().to_string();
-        assert!(
-            slug == "not_read_only" || slug == "invalid_sql",
-            "{statement}: {slug}"
-        );
-    }
-    let as_json = sql(
-        &app,
-        r#"{"sql": "DROP TABLE workers"}"#,
-        &[(header::CONTENT_TYPE, "application/json")],
-    )
-    .await;
-    assert_eq!(as_json.json()["error"], "not_read_only");
-    assert!(!std::path::Path::new("/tmp/stolen.csv").exists());
-    // The tables are intact.
-    let count = sql(&app, "SELECT count(*) AS n FROM workers", &[]).await;
-    assert!(count.json()["rows"][0]["n"].as_i64().unwrap() > 0);
-}
-
-#[tokio::test]
-async fn sql_takes_parameters_and_marks_truncation() {
-    let root = province_warehouse();
-    let app = app_with(
-        root,
-        AggregateAccess::Public,
-        config(root, |o| o.max_rows = Some(100)),
-    )
-    .await;
-    let bound = sql(
-        &app,
-        r#"{"sql": "SELECT count(*) AS n FROM contracts WHERE year = $year", "params": {"year": 2024}}"#,
-        &[(header::CONTENT_TYPE, "application/json")],
-    )
-    .await;
-    assert_eq!(bound.status, StatusCode::OK, "{}", bound.text());
-    assert!(bound.json()["rows"][0]["n"].as_i64().unwrap() > 0);
-    let missing = sql(
-        &app,
-        r#"{"sql": "SELECT $year AS y"}"#,
-        &[(header::CONTENT_TYPE, "application/json")],
-    )
-    .await;
-    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
-
-    let cut = sql(&app, "SELECT worker_id FROM workers", &[]).await;
-    let body = cut.json();
-    assert_eq!(body["truncated"], true);
-    assert_eq!(body["rows"].as_array().unwrap().len(), 100);
-    assert_eq!(
-        cut.header(header::HeaderName::from_static("x-row-limit")),
-        "100"
-    );
-    let whole = sql(&app, "SELECT worker_id FROM workers LIMIT 100", &[]).await;
-    assert_eq!(whole.json()["truncated"], false);
-
-    let csv = sql(
-        &app,
-        "SELECT worker_id FROM workers",
-        &[(header::ACCEPT, "text/csv")],
-    )
-    .await;
-    let text = csv.text();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "worker_id");
-    assert_eq!(lines.len(), 102);
-    assert!(lines[101].starts_with("# truncated"), "{}", lines[101]);
-
-    let parquet = call(
-        &app.router,
-        Method::POST,
-        "/api/sql?format=parquet",
-        &[(
-            header::AUTHORIZATION,
-            &format!("Bearer {}", app.token(Role::Researcher)),
-        )],
-        "SELECT worker_id FROM workers",
-    )
-    .await;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        parquet.body.clone(),
-    )
-    .unwrap();
-    let metadata = reader
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .unwrap()
-        .clone();
-    assert!(metadata
-        .iter()
-        .any(|kv| kv.key == "osservatorio:truncated" && kv.value.as_deref() == Some("true")));
-    let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
-    assert_eq!(rows, 100);
-}
-
-#[tokio::test]
-async fn a_slow_query_times_out_with_504() {
-    let root = province_warehouse();
-    let app = app_with(
-        root,
-        AggregateAccess::Public,
-        config(root, |o| o.query_timeout = Some("300ms".into())),
-    )
-    .await;
-    let reply = sql(
-        &app,
-        "SELECT sum(a.birth_year * b.birth_year) FROM workers a CROSS JOIN workers b",
-        &[],
-    )
-    .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::GATEWAY_TIMEOUT,
-        "{}",
-        reply.text()
-    );
-    assert_eq!(reply.json()["error"], "timeout");
-}
-
 #[tokio::test]
 async fn etags_answer_304_and_change_with_a_new_table_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -727,103 +589,4 @@ async fn the_committee_page_has_every_chart_and_nothing_external() {
     .text();
     assert!(chosen.contains("<option value=\"2023\" selected>2023</option>"));
     assert!(chosen.contains("/api/indicators/staff_assistance_person_days?format=csv&amp;lang=it&amp;district=Crema&amp;year=2023"));
-}
-
-/// A real server on port 0: responses stream over TCP and decode to the
-/// same rows as the CLI writes.
-#[tokio::test]
-async fn a_real_server_streams_arrow_and_parquet() {
-    let app = app(AggregateAccess::Public).await;
-    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server::serve(listener, app.state.clone(), async {
-        let _ = stopped.await;
-    }));
-    let query = "SELECT worker_id, sex, birth_year FROM workers ORDER BY worker_id";
-    let token = app.token(Role::Researcher).to_string();
-
-    let arrow_bytes = post(
-        address,
-        &token,
-        "application/vnd.apache.arrow.stream",
-        query,
-    )
-    .await;
-    let reader =
-        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow_bytes), None).unwrap();
-    assert_eq!(
-        reader
-            .schema()
-            .metadata()
-            .get("osservatorio:row_limit")
-            .map(String::as_str),
-        Some("1000000")
-    );
-    let from_http: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-
-    let parquet_bytes = post(address, &token, "application/vnd.apache.parquet", query).await;
-    let from_parquet: Vec<RecordBatch> =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet_bytes)
-            .unwrap()
-            .build()
-            .unwrap()
-            .map(|b| b.unwrap())
-            .collect();
-
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("cli.arrow");
-    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_osservatorio"))
-        .args(["sql", query, "--format", "arrow", "--out"])
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(province_warehouse())
-        .env_remove("OSSERVATORIO_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        cli.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cli.stderr)
-    );
-    let from_cli: Vec<RecordBatch> =
-        arrow::ipc::reader::StreamReader::try_new(std::fs::File::open(&out).unwrap(), None)
-            .unwrap()
-            .map(|b| b.unwrap())
-            .collect();
-
-    let rows = |batches: &[RecordBatch]| -> Vec<String> {
-        let text = arrow::util::pretty::pretty_format_batches(batches)
-            .unwrap()
-            .to_string();
-        text.lines().map(str::to_string).collect()
-    };
-    let expected = rows(&from_cli);
-    assert!(expected.len() > 1000);
-    assert_eq!(rows(&from_http), expected);
-    assert_eq!(rows(&from_parquet), expected);
-
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
-}
-
-async fn post(address: std::net::SocketAddr, token: &str, accept: &str, sql: &str) -> Bytes {
-    use http_body_util::BodyExt;
-    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let request = Request::post("/api/sql")
-        .header(header::HOST, address.to_string())
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::ACCEPT, accept)
-        .body(http_body_util::Full::new(Bytes::from(sql.to_string())))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    // Streamed, not buffered whole: no length is known in advance.
-    assert!(response.headers().get(header::CONTENT_LENGTH).is_none());
-    response.into_body().collect().await.unwrap().to_bytes()
 }

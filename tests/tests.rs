@@ -12,5 +12,6 @@ mod ingest;
 mod query;
 mod report;
 mod server;
+mod server_sql;
 mod survey;
 mod warehouse;
