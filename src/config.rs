@@ -20,6 +20,8 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_CONFIG_FILE: &str = "osservatorio.toml";
 /// Where `serve` listens by default: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where `serve` answers Arrow Flight SQL by default: loopback only.
+pub const DEFAULT_FLIGHT_LISTEN: &str = "127.0.0.1:50051";
 /// The indicators directory used when none is given.
 pub const DEFAULT_QUERIES_DIR: &str = "queries";
 /// Default disclosure threshold: cells with fewer units are suppressed.
@@ -42,6 +44,7 @@ pub struct Overrides {
     pub reliability_min_n: Option<usize>,
     pub reliability_max_cv: Option<f64>,
     pub listen: Option<String>,
+    pub flight_listen: Option<String>,
     pub pseudonym_key: Option<String>,
 }
 
@@ -59,6 +62,7 @@ struct ConfigFile {
     reliability_min_n: Option<usize>,
     reliability_max_cv: Option<f64>,
     listen: Option<String>,
+    flight_listen: Option<String>,
     /// `public` (default) or `committee`: who may see aggregate outputs.
     aggregates: Option<AggregateAccess>,
     #[serde(default)]
@@ -118,8 +122,10 @@ pub struct Config {
     pub disclosure_threshold: i64,
     /// Lonely-PSU rule and reliability thresholds of survey estimates.
     pub survey: SurveyOptions,
-    /// Where `serve` listens.
+    /// Where `serve` listens for HTTP.
     pub listen: SocketAddr,
+    /// Where `serve` listens for Arrow Flight SQL.
+    pub flight_listen: SocketAddr,
     /// Configured tokens and who may see aggregates.
     pub access: Access,
     /// The config file read, if any.
@@ -163,6 +169,13 @@ impl Config {
         let listen: SocketAddr = listen_text
             .parse()
             .map_err(|_| ConfigError::BadListen(listen_text.clone()))?;
+        let flight_text = overrides
+            .flight_listen
+            .or(file.flight_listen)
+            .unwrap_or_else(|| DEFAULT_FLIGHT_LISTEN.to_string());
+        let flight_listen: SocketAddr = flight_text
+            .parse()
+            .map_err(|_| ConfigError::BadListen(flight_text.clone()))?;
         let access =
             Access::new(file.tokens, file.aggregates.unwrap_or_default()).map_err(|source| {
                 ConfigError::Token {
@@ -234,6 +247,7 @@ impl Config {
         Ok(Config {
             pseudonym_key,
             listen,
+            flight_listen,
             access,
             config_file,
             survey: SurveyOptions {

@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod charts;
 pub mod config;
 pub mod disclosure;
+pub mod flight;
 pub mod generate;
 pub mod indicators;
 pub mod ingest;

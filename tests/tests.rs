@@ -6,6 +6,7 @@ mod support;
 mod charts;
 mod cli;
 mod dictionary;
+mod flight;
 mod generate;
 mod indicators;
 mod ingest;

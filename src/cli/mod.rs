@@ -203,6 +203,10 @@ enum Command {
         /// Any address but loopback needs tokens in the config file.
         #[arg(long, env = "OSSERVATORIO_LISTEN")]
         listen: Option<String>,
+        /// Address and port of Arrow Flight SQL, for ADBC, JDBC and
+        /// Python clients (default 127.0.0.1:50051); same rule as --listen.
+        #[arg(long, env = "OSSERVATORIO_FLIGHT_LISTEN")]
+        flight_listen: Option<String>,
     },
     /// Manage the API's bearer tokens.
     Token {
@@ -276,7 +280,11 @@ impl Cli {
             reliability_min_n: self.reliability_min_n,
             reliability_max_cv: self.reliability_max_cv,
             listen: match &self.command {
-                Command::Serve { listen } => listen.clone(),
+                Command::Serve { listen, .. } => listen.clone(),
+                _ => None,
+            },
+            flight_listen: match &self.command {
+                Command::Serve { flight_listen, .. } => flight_listen.clone(),
                 _ => None,
             },
             pseudonym_key: match &self.command {

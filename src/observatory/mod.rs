@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::indicators::{
     write_indicator, IndicatorCatalog, IndicatorError, IndicatorFormat, Lang, ParameterValues,
 };
-use crate::query::{CappedStream, OutputError, QueryEngine, QueryError};
+use crate::query::{CappedStream, OutputError, QueryEngine, QueryError, QueryShape, TableEntry};
 use crate::report::{self, Policy, ReportError, ReportOptions};
 use crate::survey::SurveyOptions;
 
@@ -360,6 +360,17 @@ impl Observatory {
         let snapshot = self.snapshot();
         let plan = snapshot.engine.plan_with_params(sql, params).await?;
         Ok(snapshot.engine.stream_plan(plan).await?)
+    }
+
+    /// The result schema and placeholders of a user query, through the
+    /// gate, without running it.
+    pub async fn describe_sql(&self, sql: &str) -> Result<QueryShape, ObservatoryError> {
+        Ok(self.snapshot().engine.describe(sql).await?)
+    }
+
+    /// The tables and views user SQL can read, with their schemas.
+    pub async fn tables(&self) -> Result<Vec<TableEntry>, ObservatoryError> {
+        Ok(self.snapshot().engine.tables().await?)
     }
 
     /// The entity tag of an output: what it reads (the versions of the tables

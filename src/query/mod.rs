@@ -11,8 +11,9 @@ mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -23,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::catalog::{CatalogError, TableVersions, Warehouse};
 
-pub use output::{write_batches, OutputError, OutputFormat, StreamEncoder};
+pub use output::{write_batches, OutputError, OutputFormat, StreamEncoder, ROW_LIMIT_KEY};
 pub use stream::CappedStream;
 
 /// Limits applied to every user query.
@@ -45,6 +46,26 @@ impl Default for QueryLimits {
             max_rows: 1_000_000,
         }
     }
+}
+
+/// What a query returns and what it needs, known before it runs.
+#[derive(Debug, Clone)]
+pub struct QueryShape {
+    pub schema: SchemaRef,
+    /// Placeholder names without `$` (`1`, `year`), with the type the
+    /// planner inferred when it could.
+    pub parameters: Vec<(String, Option<DataType>)>,
+}
+
+/// A table or view that user SQL can read.
+#[derive(Debug, Clone)]
+pub struct TableEntry {
+    pub catalog: String,
+    pub schema: String,
+    pub name: String,
+    /// `TABLE`, `VIEW` or `LOCAL TEMPORARY`, as SQL clients name them.
+    pub kind: &'static str,
+    pub arrow_schema: SchemaRef,
 }
 
 /// Everything that can go wrong with a user query.
@@ -194,6 +215,68 @@ impl QueryEngine {
             return Ok(plan);
         }
         plan.with_param_values(params).map_err(QueryError::Invalid)
+    }
+
+    /// Plans `sql` through the gate without running it: the shape of its
+    /// result and the placeholders it takes, for clients that prepare a
+    /// statement before binding and fetching it.
+    pub async fn describe(&self, sql: &str) -> Result<QueryShape, QueryError> {
+        let plan = self.plan(sql).await?;
+        let mut parameters: Vec<(String, Option<DataType>)> = plan
+            .get_parameter_types()
+            .map_err(QueryError::Invalid)?
+            .into_iter()
+            .map(|(name, kind)| (name.trim_start_matches('$').to_string(), kind))
+            .collect();
+        // `$1, $2, …` in position order, then named placeholders by name.
+        parameters.sort_by(
+            |(a, _), (b, _)| match (a.parse::<u32>(), b.parse::<u32>()) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+                (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+                (Err(_), Err(_)) => a.cmp(b),
+            },
+        );
+        Ok(QueryShape {
+            schema: Arc::new(plan.schema().as_arrow().clone()),
+            parameters,
+        })
+    }
+
+    /// Every table and view user SQL can name, with its Arrow schema, as a
+    /// SQL client's catalog browser lists them.
+    pub async fn tables(&self) -> Result<Vec<TableEntry>, QueryError> {
+        let mut entries = Vec::new();
+        for catalog_name in self.ctx.catalog_names() {
+            let Some(catalog) = self.ctx.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                let mut names = schema.table_names();
+                names.sort();
+                for name in names {
+                    let Some(table) = schema.table(&name).await.map_err(QueryError::Invalid)?
+                    else {
+                        continue;
+                    };
+                    entries.push(TableEntry {
+                        catalog: catalog_name.clone(),
+                        schema: schema_name.clone(),
+                        name,
+                        kind: match table.table_type() {
+                            TableType::Base => "TABLE",
+                            TableType::View => "VIEW",
+                            TableType::Temporary => "LOCAL TEMPORARY",
+                        },
+                        arrow_schema: table.schema(),
+                    });
+                }
+            }
+        }
+        Ok(entries)
     }
 
     /// Runs `sql` through the gate and collects at most `max_rows` rows.

@@ -1,0 +1,618 @@
+//! Arrow Flight SQL: researchers' SQL from ADBC, JDBC and Python clients,
+//! over gRPC on a port of its own.
+//!
+//! Owns the Flight SQL protocol: bearer tokens on every call, statement
+//! handles, streaming results and the catalog calls that SQL tools browse
+//! with. It must not plan, check or limit SQL itself: every statement goes
+//! through the observatory's gate, as over HTTP and from the CLI, so the
+//! read-only rule and the memory, time and row limits are the same.
+//!
+//! Nothing is kept per client. A handle carries its SQL and bound values,
+//! signed and with an expiry ([`handle`]); rows are computed only when a
+//! ticket is fetched and stop when the client goes away.
+
+mod error;
+mod handle;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError as EncodeError;
+use arrow_flight::flight_service_server::FlightServiceServer;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
+};
+use base64::Engine;
+use futures::{Stream, TryStreamExt};
+use prost::Message;
+use tokio::net::TcpListener;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Access, Caller, Resource};
+use crate::observatory::Observatory;
+use crate::query::ROW_LIMIT_KEY;
+
+pub use error::FlightSqlError;
+pub use handle::{HandleError, HandleSigner, Statement};
+
+/// How long a ticket or prepared-statement handle stays valid: long enough
+/// for a SQL tool kept open over a working day.
+pub const HANDLE_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// A stream of replies to one call.
+type Replies<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The Flight SQL service over one observatory.
+pub struct FlightSql {
+    observatory: Arc<Observatory>,
+    access: Access,
+    handles: HandleSigner,
+    sql_info: SqlInfoData,
+}
+
+impl FlightSql {
+    pub fn new(observatory: Arc<Observatory>, access: Access) -> Self {
+        Self {
+            observatory,
+            access,
+            handles: HandleSigner::new(HANDLE_LIFETIME),
+            sql_info: server_info(),
+        }
+    }
+
+    /// The caller of a request, who must be a researcher.
+    fn researcher(&self, metadata: &MetadataMap) -> Result<Caller, FlightSqlError> {
+        let token = bearer(metadata)?;
+        Ok(self.access.authorize(token.as_deref(), Resource::Sql)?)
+    }
+
+    /// The FlightInfo of a query: its result schema and one ticket that
+    /// runs it.
+    async fn query_info(
+        &self,
+        statement: Statement,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo, FlightSqlError> {
+        let shape = self.observatory.describe_sql(&statement.sql).await?;
+        let ticket = TicketStatementQuery {
+            statement_handle: self.handles.seal(&statement)?,
+        };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        Ok(FlightInfo::new()
+            .try_with_schema(&shape.schema)?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor)
+            .with_total_records(-1))
+    }
+
+    /// Runs a statement through the gate and streams its batches. The row
+    /// limit is in the schema metadata, as in Arrow results over HTTP.
+    async fn run(&self, statement: Statement) -> Result<Replies<FlightData>, FlightSqlError> {
+        let stream = self
+            .observatory
+            .sql(&statement.sql, statement.params)
+            .await?;
+        let row_limit = self.observatory.config().limits.max_rows;
+        let schema = stream.schema();
+        let mut metadata = schema.metadata().clone();
+        metadata.insert(ROW_LIMIT_KEY.to_string(), row_limit.to_string());
+        let schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
+        let batches = stream.map_err(|error| {
+            let status: Status =
+                FlightSqlError::from(crate::observatory::ObservatoryError::from(error)).into();
+            EncodeError::Tonic(Box::new(status))
+        });
+        let encoded = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(Status::from);
+        Ok(Box::pin(encoded))
+    }
+}
+
+/// The bearer token of a request, if any. `Basic` credentials are for the
+/// handshake only.
+fn bearer(metadata: &MetadataMap) -> Result<Option<String>, FlightSqlError> {
+    let Some(value) = metadata.get("authorization") else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| FlightSqlError::Auth(crate::auth::AuthError::InvalidToken))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(Some(token.trim().to_string()))
+        }
+        _ => Err(FlightSqlError::Auth(crate::auth::AuthError::InvalidToken)),
+    }
+}
+
+/// The token in `Basic` credentials: tools that only know user and
+/// password send the token as the password, with any user name.
+fn basic_password(metadata: &MetadataMap) -> Option<String> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
+}
+
+fn server_info() -> SqlInfoData {
+    let mut builder = SqlInfoDataBuilder::new();
+    builder.append(SqlInfo::FlightSqlServerName, "osservatorio");
+    builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    builder.append(SqlInfo::FlightSqlServerArrowVersion, "59");
+    builder.append(SqlInfo::FlightSqlServerReadOnly, true);
+    builder.append(SqlInfo::FlightSqlServerSql, true);
+    builder.append(SqlInfo::FlightSqlServerSubstrait, false);
+    builder.append(SqlInfo::FlightSqlServerTransaction, 0_i32);
+    builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    builder.append(SqlInfo::SqlDdlCatalog, false);
+    builder.append(SqlInfo::SqlDdlSchema, false);
+    builder.append(SqlInfo::SqlDdlTable, false);
+    builder
+        .build()
+        .expect("the server's SqlInfo is well formed")
+}
+
+/// One batch as a Flight data stream.
+fn one_batch(batch: RecordBatch) -> Replies<FlightData> {
+    let schema = batch.schema();
+    Box::pin(
+        FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(futures::stream::once(async move { Ok(batch) }))
+            .map_err(Status::from),
+    )
+}
+
+/// The FlightInfo of a catalog call: its fixed schema and a ticket that is
+/// the command itself, which carries no SQL.
+fn catalog_info(
+    command: impl ProstMessageExt,
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(command.as_any().encode_to_vec()));
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(e.to_string()))?
+        .with_endpoint(endpoint)
+        .with_descriptor(descriptor)
+        .with_total_records(-1);
+    Ok(Response::new(info))
+}
+
+fn refuse_changes() -> Status {
+    FlightSqlError::ReadOnly.into()
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSql {
+    type FlightService = FlightSql;
+
+    /// Checks the credentials, `Bearer` or `Basic` with the token as the
+    /// password, and answers with the bearer token to use on later calls.
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Replies<HandshakeResponse>>, Status> {
+        let token = match basic_password(request.metadata()) {
+            Some(password) => password,
+            None => bearer(request.metadata())?.ok_or_else(|| {
+                Status::from(FlightSqlError::Auth(
+                    crate::auth::AuthError::Unauthenticated(self.access.needed(Resource::Sql)),
+                ))
+            })?,
+        };
+        self.access
+            .authorize(Some(&token), Resource::Sql)
+            .map_err(FlightSqlError::from)?;
+        let reply = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        };
+        let mut response: Response<Replies<HandshakeResponse>> =
+            Response::new(Box::pin(futures::stream::once(async move { Ok(reply) })));
+        let header = format!("Bearer {token}").parse().map_err(|_| {
+            Status::from(FlightSqlError::Auth(crate::auth::AuthError::InvalidToken))
+        })?;
+        response.metadata_mut().insert("authorization", header);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.researcher(request.metadata())?;
+        let statement = Statement {
+            sql: query.query,
+            params: Vec::new(),
+        };
+        Ok(Response::new(
+            self.query_info(statement, request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.researcher(request.metadata())?;
+        let statement = self
+            .handles
+            .open(&query.prepared_statement_handle)
+            .map_err(FlightSqlError::from)?;
+        Ok(Response::new(
+            self.query_info(statement, request.into_inner()).await?,
+        ))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<Replies<FlightData>>, Status> {
+        let caller = self.researcher(request.metadata())?;
+        let statement = self
+            .handles
+            .open(&ticket.statement_handle)
+            .map_err(FlightSqlError::from)?;
+        // The text may quote personal values; the log keeps its hash and length.
+        tracing::info!(
+            caller = caller.name.as_deref().unwrap_or("-"),
+            sql_sha256 = %hex::encode(<sha2::Sha256 as sha2::Digest>::digest(statement.sql.as_bytes())),
+            sql_bytes = statement.sql.len(),
+            "sql over flight"
+        );
+        Ok(Response::new(self.run(statement).await?))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<Replies<FlightData>>, Status> {
+        self.researcher(request.metadata())?;
+        let statement = self
+            .handles
+            .open(&query.prepared_statement_handle)
+            .map_err(FlightSqlError::from)?;
+        Ok(Response::new(self.run(statement).await?))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        self.researcher(request.metadata())?;
+        let shape = self
+            .observatory
+            .describe_sql(&query.query)
+            .await
+            .map_err(FlightSqlError::from)?;
+        let parameter_schema = Schema::new(
+            shape
+                .parameters
+                .iter()
+                .map(|(name, kind)| {
+                    arrow::datatypes::Field::new(
+                        format!("${name}"),
+                        kind.clone().unwrap_or(arrow::datatypes::DataType::Null),
+                        true,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        let statement = Statement {
+            sql: query.query,
+            params: Vec::new(),
+        };
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: self
+                .handles
+                .seal(&statement)
+                .map_err(FlightSqlError::from)?,
+            dataset_schema: schema_bytes(&shape.schema)?,
+            parameter_schema: schema_bytes(&parameter_schema)?,
+        })
+    }
+
+    /// Binds parameters: the answer is a new handle carrying them, so the
+    /// server remembers nothing.
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        self.researcher(request.metadata())?;
+        let mut statement = self
+            .handles
+            .open(&query.prepared_statement_handle)
+            .map_err(FlightSqlError::from)?;
+        let shape = self
+            .observatory
+            .describe_sql(&statement.sql)
+            .await
+            .map_err(FlightSqlError::from)?;
+        let data = request.into_inner().map_err(EncodeError::from);
+        let batches: Vec<RecordBatch> =
+            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
+                .try_collect()
+                .await
+                .map_err(|e| FlightSqlError::Handle(HandleError::Parameters(e.to_string())))?;
+        let batch = match batches.as_slice() {
+            [] => RecordBatch::new_empty(Arc::new(Schema::empty())),
+            [one] => one.clone(),
+            _ => arrow::compute::concat_batches(&batches[0].schema(), &batches)
+                .map_err(|e| FlightSqlError::Handle(HandleError::Parameters(e.to_string())))?,
+        };
+        statement.params = handle::bind(&batch, &shape.parameters).map_err(FlightSqlError::from)?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(
+                self.handles
+                    .seal(&statement)
+                    .map_err(FlightSqlError::from)?,
+            ),
+        })
+    }
+
+    /// Nothing to free: handles hold no server state.
+    async fn do_action_close_prepared_statement(
+        &self,
+        _query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        self.researcher(request.metadata())?;
+        Ok(())
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        _command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.researcher(request.metadata())?;
+        Err(refuse_changes())
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        _command: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.researcher(request.metadata())?;
+        Err(refuse_changes())
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        _command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.researcher(request.metadata())?;
+        Err(refuse_changes())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.researcher(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        catalog_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<Replies<FlightData>>, Status> {
+        self.researcher(request.metadata())?;
+        let tables = self
+            .observatory
+            .tables()
+            .await
+            .map_err(FlightSqlError::from)?;
+        let mut builder = query.into_builder();
+        let mut seen = std::collections::BTreeSet::new();
+        for table in tables {
+            if seen.insert(table.catalog.clone()) {
+                builder.append(table.catalog);
+            }
+        }
+        let batch = builder
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(one_batch(batch)))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.researcher(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        catalog_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<Replies<FlightData>>, Status> {
+        self.researcher(request.metadata())?;
+        let tables = self
+            .observatory
+            .tables()
+            .await
+            .map_err(FlightSqlError::from)?;
+        let mut builder = query.into_builder();
+        let mut seen = std::collections::BTreeSet::new();
+        for table in tables {
+            if seen.insert((table.catalog.clone(), table.schema.clone())) {
+                builder.append(table.catalog, table.schema);
+            }
+        }
+        let batch = builder
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(one_batch(batch)))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.researcher(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        catalog_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<Replies<FlightData>>, Status> {
+        self.researcher(request.metadata())?;
+        let tables = self
+            .observatory
+            .tables()
+            .await
+            .map_err(FlightSqlError::from)?;
+        let mut builder = query.into_builder();
+        for table in tables {
+            builder
+                .append(
+                    &table.catalog,
+                    &table.schema,
+                    &table.name,
+                    table.kind,
+                    &table.arrow_schema,
+                )
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        let batch = builder
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(one_batch(batch)))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.researcher(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        catalog_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<Replies<FlightData>>, Status> {
+        self.researcher(request.metadata())?;
+        let mut builder = query.into_builder();
+        for kind in ["TABLE", "VIEW"] {
+            builder.append(kind);
+        }
+        let batch = builder
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(one_batch(batch)))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.researcher(request.metadata())?;
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        catalog_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<Replies<FlightData>>, Status> {
+        self.researcher(request.metadata())?;
+        let batch = query
+            .into_builder(&self.sql_info)
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(one_batch(batch)))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<Replies<FlightData>>, Status> {
+        self.researcher(request.metadata())?;
+        Err(Status::unimplemented(format!(
+            "this server does not answer {}",
+            message.type_url
+        )))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let options = arrow::ipc::writer::IpcWriteOptions::default();
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &options)
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// Serves Flight SQL on `listener` (bound like the HTTP one, e.g. with
+/// [`crate::server::bind`]) until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    service: FlightSql,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), FlightSqlError> {
+    tonic::transport::Server::builder()
+        .add_service(FlightServiceServer::new(service))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await
+        .map_err(|e| FlightSqlError::Serve(e.to_string()))
+}
