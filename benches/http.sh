@@ -97,7 +97,7 @@ app_port=$(free_port 18080)
 # Started from the temporary directory so that no osservatorio.toml of the
 # checkout is read (no tokens: the indicator route is public on loopback).
 (cd "$work" && exec "$bin" --data-dir "$work/wh" --queries-dir "$root/queries" \
-  serve --listen "127.0.0.1:$app_port") >"$work/server.log" 2>&1 &
+  serve --listen "127.0.0.1:$app_port" --flight-listen 127.0.0.1:0) >"$work/server.log" 2>&1 &
 server_pid=$!
 app_url="http://127.0.0.1:$app_port"
 wait_for "$app_url/healthz" "$server_pid" "$work/server.log"

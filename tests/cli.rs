@@ -384,7 +384,15 @@ fn serve_prints_a_session_token_and_stops_on_sigterm() {
     let warehouse = province_warehouse().to_str().unwrap().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_osservatorio"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["serve", "--data-dir", &warehouse, "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--data-dir",
+            &warehouse,
+            "--listen",
+            "127.0.0.1:0",
+            "--flight-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("OSSERVATORIO_CONFIG")
         .env_remove("OSSERVATORIO_DATA_DIR")
         .stderr(std::process::Stdio::piped())
@@ -393,9 +401,13 @@ fn serve_prints_a_session_token_and_stops_on_sigterm() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut address = None;
     let mut token = None;
+    let mut flight = None;
     while let Some(Ok(line)) = lines.next() {
         if let Some(url) = line.strip_prefix("serving the observatory at http://") {
             address = Some(url.trim_end_matches('/').to_string());
+        }
+        if let Some(url) = line.strip_prefix("serving Arrow Flight SQL at grpc://") {
+            flight = Some(url.to_string());
         }
         if let Some(found) = line.trim().strip_prefix("osv_") {
             token = Some(format!("osv_{found}"));
@@ -404,6 +416,8 @@ fn serve_prints_a_session_token_and_stops_on_sigterm() {
     }
     let address = address.expect("the URL is printed");
     let token = token.expect("a session token is printed");
+    let flight = flight.expect("the Flight SQL address is printed");
+    std::net::TcpStream::connect(&flight).expect("Flight SQL listens");
     let request = |path: &str, auth: Option<&str>, body: &str| -> String {
         let mut stream = std::net::TcpStream::connect(&address).unwrap();
         let auth = auth.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
