@@ -9,8 +9,15 @@ cd "$(dirname "$0")/.."
 scales=("${@:-province region national}")
 read -r -a scales <<<"${scales[*]}"
 command -v hyperfine >/dev/null || { echo "benches/generate.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
-cargo build --release --locked
-bin=target/release/osservatorio
+if [ -n "${OSSERVATORIO_BIN:-}" ]; then
+  bin=$OSSERVATORIO_BIN
+else
+  cargo build --release --locked
+  bin=target/release/osservatorio
+fi
+# One line for benches/run.sh's table of ratios, when it asks for it.
+summarise() { [ -z "${BENCH_SUMMARY:-}" ] || printf '%s\t%s\t%s\t%s\n' "$@" >>"$BENCH_SUMMARY"; }
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 results="$work/results.md"
@@ -18,9 +25,13 @@ for scale in "${scales[@]}"; do
   runs=5; [ "$scale" = national ] && runs=3
   hyperfine --runs "$runs" --warmup 0 --time-unit second \
     --prepare "rm -rf $work/wh" \
-    --export-markdown "$work/$scale.md" \
+    --export-markdown "$work/$scale.md" --export-json "$work/$scale.json" \
     -n "generate --scale $scale" "$bin --data-dir $work/wh generate --scale $scale --seed 1"
   tail -n +3 "$work/$scale.md" >>"$results"
+  if [ "$scale" = national ]; then
+    mean=$(python3 -c 'import json, sys; print(f"{json.load(open(sys.argv[1]))["results"][0]["mean"]:.1f}")' "$work/$scale.json")
+    summarise "national generation" "$mean s" "≤ 60 s" "$(awk -v m="$mean" 'BEGIN {print (m <= 60) ? "met" : "NOT met"}')"
+  fi
   "$bin" --data-dir "$work/wh" datasets | awk -v s="$scale" 'NR>1 {rows+=$3; bytes+=$5} END {printf "  %s: %d rows, %.0f MB\n", s, rows, bytes/1e6}' >>"$work/sizes.txt"
 done
 {

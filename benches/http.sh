@@ -173,6 +173,7 @@ app_median=$(printf '%s\n' "${app_runs[@]}" | median)
 nginx_median=$(printf '%s\n' "${nginx_runs[@]}" | median)
 ratio=$(awk -v a="$app_median" -v n="$nginx_median" 'BEGIN {printf "%.2f", a / n}')
 verdict=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.5) ? "goal met" : "below the goal"}')
+[ -z "${BENCH_SUMMARY:-}" ] || printf '%s\t%s\t%s\t%s\n' "cached indicator HTTP / nginx (req/s)" "$ratio×" "≥ 0.5×" "$(awk -v r="$ratio" 'BEGIN {print (r >= 0.5) ? "met" : "NOT met"}')" >>"$BENCH_SUMMARY"
 
 # --- Report ----------------------------------------------------------------------
 commit=$(git rev-parse --short HEAD)

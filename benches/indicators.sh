@@ -2,8 +2,13 @@
 # The whole indicator suite as raw SQL (queries/*.sql, header stripped and
 # parameters replaced by their defaults), run by osservatorio and by DuckDB on
 # the same Parquet files of a generated warehouse: checks that both give the
-# same rows, then times the suite with hyperfine, one command per engine.
-# Goal: osservatorio takes at most 0.8 times DuckDB's time (ratio <= 0.8).
+# same rows, then times the suite two ways:
+#   warm: one Python process holds a DuckDB connection and an ADBC Flight SQL
+#         connection to `osservatorio serve`, and runs the suite on each in
+#         alternation (ROUNDS rounds, medians): how a researcher uses either;
+#   cold: hyperfine, one `osservatorio sql` process per query against one
+#         Python process running DuckDB, start-up included.
+# Goal: osservatorio takes at most 0.8 times DuckDB's time, warm (ratio <= 0.8).
 # Prints the timings and appends them, with the machine's details, to
 # benches/RESULTS.md.
 #
@@ -11,9 +16,11 @@
 # Environment:
 #   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked`
 #   RUNS, WARMUP       hyperfine's --runs and --warmup (default 10 and 1)
+#   ROUNDS             rounds of the warm comparison (default 10)
 #   SEED               seed of `osservatorio generate` (default 1)
 # Needs python3 and hyperfine; hyperfine is installed with apt-get when missing
-# (as root, or through sudo), and the Python duckdb package with pip.
+# (as root, or through sudo), and DuckDB, ADBC and pyarrow, pinned in
+# notebooks/requirements.txt, with pip into a virtual environment under target/.
 set -euo pipefail
 shopt -s inherit_errexit  # a failing command inside $(...) stops the script too
 cd "$(dirname "$0")/.."
@@ -31,8 +38,9 @@ done
 case "$scale" in province|region|national) ;; *) echo "benches/indicators.sh: scale must be province, region or national" >&2; exit 2 ;; esac
 runs=${RUNS:-10}
 warmup=${WARMUP:-1}
+rounds=${ROUNDS:-10}
 seed=${SEED:-1}
-for setting in "RUNS=$runs" "WARMUP=$warmup" "SEED=$seed"; do
+for setting in "RUNS=$runs" "WARMUP=$warmup" "ROUNDS=$rounds" "SEED=$seed"; do
   [[ ${setting#*=} =~ ^[0-9]+$ ]] || { echo "benches/indicators.sh: $setting is not a whole number" >&2; exit 2; }
 done
 [ "$runs" -gt 0 ] || { echo "benches/indicators.sh: RUNS must be positive" >&2; exit 2; }
@@ -45,13 +53,10 @@ if ! command -v hyperfine >/dev/null; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq hyperfine
 fi
-if ! python3 -c 'import duckdb' 2>/dev/null; then
-  echo "benches/indicators.sh: installing the Python duckdb package with pip" >&2
-  python3 -m pip install --quiet duckdb || {
-    echo "benches/indicators.sh: pip could not install duckdb; install it for $(command -v python3) (e.g. in a virtualenv) and run again" >&2
-    exit 1
-  }
-fi
+venv=${OSSERVATORIO_NOTEBOOK_VENV:-${CARGO_TARGET_DIR:-$root/target}/notebook-venv}
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/notebooks/requirements.txt"
+py=$venv/bin/python
 
 # --- Binary ----------------------------------------------------------------
 if [ -n "${OSSERVATORIO_BIN:-}" ]; then
@@ -63,7 +68,8 @@ fi
 
 # --- Workspace and cleanup ---------------------------------------------------
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+server_pid=
+trap '[ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 # Commands run from the temporary directory, so that no osservatorio.toml or
 # queries/ of the checkout is read.
@@ -78,9 +84,9 @@ echo "Generating the $scale warehouse..." >&2
 # --- The queries ---------------------------------------------------------------
 # Header stripped, placeholders replaced by literal defaults; the survey
 # indicators (svy_* functions, osservatorio only) are left out.
-python3 "$helper" prepare "$root/queries" "$sql"
+"$py" "$helper" prepare "$root/queries" "$sql"
 # Queries DuckDB cannot run (dialect) are left out too, not edited.
-python3 "$helper" run "$wh" "$sql" --out "$work/duck" --keep-going
+"$py" "$helper" run "$wh" "$sql" --out "$work/duck" --keep-going
 if [ -s "$work/duck/failed.tsv" ]; then
   mkdir -p "$work/unsupported"
   while IFS=$'\t' read -r id _; do mv "$sql/$id.sql" "$work/unsupported/"; done <"$work/duck/failed.tsv"
@@ -115,7 +121,7 @@ for id in "${ids[@]}"; do
     echo "benches/indicators.sh: osservatorio failed on $id" >&2; exit 1; }
 done
 compare_status=0
-python3 "$helper" compare "$work/osv" "$work/duck" "${ids[@]}" | tee "$work/compare.txt" || compare_status=$?
+"$py" "$helper" compare "$work/osv" "$work/duck" "${ids[@]}" | tee "$work/compare.txt" || compare_status=$?
 n_equal=$(grep -c '^equal ' "$work/compare.txt" || true)
 
 # --- Measurement ---------------------------------------------------------------
@@ -126,7 +132,7 @@ start_name="osservatorio sql 'SELECT 1' × $n_compared (start-up only)"
 hyperfine --runs "$runs" --warmup "$warmup" --time-unit second \
   --export-json "$work/hyperfine.json" \
   -n "$osv_name" "bash $(q "$work/osservatorio_suite.sh")" \
-  -n "$duck_name" "python3 $(q "$helper") run $(q "$wh") $(q "$sql")" \
+  -n "$duck_name" "$(q "$py") $(q "$helper") run $(q "$wh") $(q "$sql")" \
   -n "$start_name" "bash $(q "$work/osservatorio_startup.sh")"
 
 # median mean stddev min max of a command, in seconds.
@@ -140,18 +146,43 @@ EOF
 read -r osv_median osv_mean osv_sd osv_min osv_max <<<"$(stats "$osv_name")"
 read -r duck_median duck_mean duck_sd duck_min duck_max <<<"$(stats "$duck_name")"
 read -r st_median st_mean st_sd st_min st_max <<<"$(stats "$start_name")"
-ratio=$(awk -v a="$osv_median" -v d="$duck_median" 'BEGIN {printf "%.2f", a / d}')
+cold_ratio=$(awk -v a="$osv_median" -v d="$duck_median" 'BEGIN {printf "%.2f", a / d}')
+
+# --- Warm: both engines in one Python process --------------------------------
+"$bin" --data-dir "$wh" serve --listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 600); do
+  grep -qE '^ +osv_' "$work/server.log" && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+flight_uri=$(sed -n 's|^serving Arrow Flight SQL at \(grpc://.*\)$|\1|p' "$work/server.log")
+OSSERVATORIO_TOKEN=$(grep -oE '^ +osv_[0-9a-f]+' "$work/server.log" | tr -d ' ') \
+  "$py" "$helper" race "$wh" "$sql" "$flight_uri" "$rounds" >"$work/race.json"
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+# median min max of one engine's rounds, in seconds.
+warm() {
+  "$py" - "$work/race.json" "$1" <<'EOF'
+import json, statistics, sys
+times = json.load(open(sys.argv[1]))[sys.argv[2]]
+print(f"{statistics.median(times):.3f} {min(times):.3f} {max(times):.3f}")
+EOF
+}
+read -r warm_osv warm_osv_min warm_osv_max <<<"$(warm osservatorio)"
+read -r warm_duck warm_duck_min warm_duck_max <<<"$(warm duckdb)"
+ratio=$(awk -v a="$warm_osv" -v d="$warm_duck" 'BEGIN {printf "%.2f", a / d}')
 verdict=$(awk -v r="$ratio" 'BEGIN {print (r <= 0.8) ? "goal met" : "above the goal"}')
+[ -z "${BENCH_SUMMARY:-}" ] || printf '%s\t%s\t%s\t%s\n' "indicator suite / DuckDB, $scale, warm (time; cold $cold_ratio×)" "$ratio×" "≤ 0.8×" "$(awk -v r="$ratio" 'BEGIN {print (r <= 0.8) ? "met" : "NOT met"}')" >>"$BENCH_SUMMARY"
 echo
-echo "Medians: osservatorio $osv_median s, DuckDB $duck_median s, osservatorio start-up alone $st_median s"
-echo "Ratio osservatorio/DuckDB (time): $ratio (goal ≤ 0.8: $verdict)"
+echo "Warm medians: osservatorio (Flight SQL) $warm_osv s, DuckDB $warm_duck s: ratio $ratio (goal ≤ 0.8: $verdict)"
+echo "Cold medians: osservatorio $osv_median s, DuckDB $duck_median s, osservatorio start-up alone $st_median s: ratio $cold_ratio"
 
 # --- Report ----------------------------------------------------------------------
 commit=$(git -C "$root" rev-parse --short HEAD)
 { git -C "$root" diff --quiet HEAD -- 2>/dev/null && [ -z "$(git -C "$root" status --porcelain -- benches queries)" ]; } || commit="$commit, uncommitted changes"
 binary=${bin#"$root"/}
 [ -n "${OSSERVATORIO_BIN:-}" ] && binary="$binary (OSSERVATORIO_BIN, not built by the script)"
-duckdb_version=$(python3 -c 'import duckdb; print(duckdb.__version__)')
+duckdb_version=$("$py" -c 'import duckdb; print(duckdb.__version__)')
 skipped_sentence="$n_survey survey indicators (svy_* functions, osservatorio only: $(cut -f1 "$sql/skipped.tsv" | sed 's/.*/`&`/' | paste -sd, - | sed 's/,/, /g'))"
 if [ "$n_dialect" -gt 0 ]; then
   skipped_sentence="$skipped_sentence; $n_dialect that DuckDB cannot run: $(while IFS=$'\t' read -r id msg; do printf '`%s` (%s)\n' "$id" "$msg"; done <"$work/duck/failed.tsv" | paste -sd';' - | sed 's/;/; /g')"
@@ -161,7 +192,7 @@ fi
   echo "## Indicator suite vs DuckDB – $(date -u +%Y-%m-%dT%H:%MZ) ($commit)"
   echo
   echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-  echo "Tools: $(hyperfine --version), DuckDB $duckdb_version (Python $(python3 -c 'import platform; print(platform.python_version())'))"
+  echo "Tools: $(hyperfine --version), DuckDB $duckdb_version (Python $("$py" -c 'import platform; print(platform.python_version())'))"
   echo "Binary: $binary."
   echo
   echo "Scale: $scale (seed $seed). The indicators' raw SQL, parameters at their defaults,"
@@ -186,6 +217,17 @@ fi
   echo "| $duck_name | $duck_median | $duck_mean ± $duck_sd | $duck_min | $duck_max |"
   echo "| $start_name | $st_median | $st_mean ± $st_sd | $st_min | $st_max |"
   echo
-  echo "Ratio osservatorio/DuckDB (median time): $ratio (goal ≤ 0.8: $verdict)"
+  echo "Cold ratio osservatorio/DuckDB (median time): $cold_ratio."
+  echo
+  echo "Warm: one Python process, a DuckDB connection with the views registered and an"
+  echo "ADBC Flight SQL connection to \`osservatorio serve\` on the same warehouse; $rounds rounds"
+  echo "of the whole suite on each, alternating which goes first, every row fetched as Arrow."
+  echo
+  echo "| engine | median [s] | min [s] | max [s] |"
+  echo "|:---|---:|---:|---:|"
+  echo "| osservatorio (Flight SQL) | $warm_osv | $warm_osv_min | $warm_osv_max |"
+  echo "| DuckDB | $warm_duck | $warm_duck_min | $warm_duck_max |"
+  echo
+  echo "Ratio osservatorio/DuckDB, warm (median time): $ratio (goal ≤ 0.8: $verdict)"
 } | tee -a "$root/benches/RESULTS.md"
 exit "$compare_status"

@@ -19,12 +19,21 @@ Subcommands:
       each result to DIR/<id>.csv. A failing query stops the run, unless
       --keep-going, which lists it in DIR/failed.tsv (or standard error).
 
+  race WAREHOUSE SQL_DIR FLIGHT_URI ROUNDS
+      The suite with both engines warm, in one process: one DuckDB
+      connection with the views registered, and one ADBC Flight SQL
+      connection to a running `osservatorio serve` (token in the environment
+      variable OSSERVATORIO_TOKEN). Each round runs every SQL_DIR/*.sql on
+      both, fetching all rows, the engines' order alternating between rounds.
+      Prints JSON {"duckdb": [seconds per round], "osservatorio": [...]}.
+      Needs adbc-driver-flightsql and pyarrow besides duckdb.
+
   compare A_DIR B_DIR [IDS...]
       Compares A_DIR/<id>.csv with B_DIR/<id>.csv: same header, same rows once
       sorted, numbers equal within a relative tolerance of 1e-9 (and empty
       cells only with empty cells). Prints the differences; exits 1 if any.
 
-Only the standard library and the duckdb package.
+Only the standard library and the duckdb package (plus ADBC for race).
 """
 import csv
 import datetime
@@ -249,6 +258,52 @@ def run(warehouse, sql_dir, out_dir=None, keep_going=False):
             target.write(f"{qid}\t{msg}\n")
 
 
+# --- race -------------------------------------------------------------------
+
+def race(warehouse, sql_dir, flight_uri, rounds):
+    import time
+
+    import adbc_driver_flightsql.dbapi as flight_sql
+    import duckdb
+    from adbc_driver_flightsql import DatabaseOptions
+
+    queries = [
+        open(path, encoding="utf-8").read()
+        for path in sorted(glob.glob(os.path.join(sql_dir, "*.sql")))
+    ]
+    duck = duckdb.connect()
+    duck.execute("SET integer_division = true")
+    register(duck, warehouse)
+    token = os.environ["OSSERVATORIO_TOKEN"]
+    osv = flight_sql.connect(
+        flight_uri,
+        db_kwargs={DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {token}"},
+    )
+    osv_cursor = osv.cursor()
+
+    def duck_suite():
+        for sql in queries:
+            duck.execute(sql).to_arrow_table()
+
+    def osv_suite():
+        for sql in queries:
+            osv_cursor.execute(sql)
+            osv_cursor.fetch_arrow_table()
+
+    times = {"duckdb": [], "osservatorio": []}
+    for round_number in range(rounds):
+        order = [("duckdb", duck_suite), ("osservatorio", osv_suite)]
+        if round_number % 2:
+            order.reverse()
+        for name, suite in order:
+            started = time.perf_counter()
+            suite()
+            times[name].append(time.perf_counter() - started)
+    osv_cursor.close()
+    osv.close()
+    print(json.dumps(times))
+
+
 # --- compare ----------------------------------------------------------------
 
 def sort_key(row):
@@ -336,6 +391,9 @@ def main(argv):
             print(__doc__, file=sys.stderr)
             return 2
         run(rest[0], rest[1], out_dir, keep_going)
+        return 0
+    if cmd == "race" and len(args) == 4:
+        race(args[0], args[1], args[2], int(args[3]))
         return 0
     if cmd == "compare" and len(args) >= 2:
         return compare(args[0], args[1], args[2:])

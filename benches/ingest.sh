@@ -148,6 +148,7 @@ git -C "$root" diff --quiet HEAD -- 2>/dev/null || commit="$commit, uncommitted 
 binary=${bin#"$root"/}
 [ -n "${OSSERVATORIO_BIN:-}" ] && binary="$binary (OSSERVATORIO_BIN, not built by the script)"
 duckdb_version=$(python3 -c 'import duckdb; print(duckdb.__version__)')
+[ -z "${BENCH_SUMMARY:-}" ] || printf '%s\t%s\t%s\t%s\n' "ingest / DuckDB CSV→Parquet (rows/s)" "$ratio×" "≥ 1.0×" "$(awk -v r="$ratio" 'BEGIN {print (r >= 1.0) ? "met" : "NOT met"}')" >>"$BENCH_SUMMARY"
 {
   echo
   echo "## Ingest: validated CSV → Delta vs DuckDB CSV → Parquet – $(date -u +%Y-%m-%dT%H:%MZ) ($commit)"

@@ -125,6 +125,7 @@ for i in "${!queries[@]}"; do
 done
 [ "$after" = 200 ] || clean=0
 verdict=$(awk -v p="$peak_mib" -v g="$rss_goal_mib" -v c="$clean" 'BEGIN {print (p <= g && c) ? "goal met" : "goal NOT met"}')
+[ -z "${BENCH_SUMMARY:-}" ] || printf '%s\t%s\t%s\t%s\n' "peak RSS, 8 heavy queries at once, $memory_limit pool ($scale)" "$peak_mib MiB" "≤ $rss_goal_mib MiB, clean refusals" "$(awk -v p="$peak_mib" -v g="$rss_goal_mib" -v c="$clean" 'BEGIN {print (p <= g && c) ? "met" : "NOT met"}')" >>"$BENCH_SUMMARY"
 
 commit=$(git -C "$root" rev-parse --short HEAD)
 [ -z "$(git -C "$root" status --porcelain -- src benches)" ] || commit="$commit, uncommitted changes"

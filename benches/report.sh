@@ -22,15 +22,22 @@ else
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# One line for benches/run.sh's table of ratios, when it asks for it.
+summarise() { [ -z "${BENCH_SUMMARY:-}" ] || printf '%s\t%s\t%s\t%s\n' "$@" >>"$BENCH_SUMMARY"; }
+
 "$bin" --data-dir "$work/wh" generate --scale "$scale" --seed 1
 hyperfine --runs "$runs" --warmup 1 --time-unit second \
   --prepare "rm -rf $work/out" \
-  --export-markdown "$work/report.md" \
+  --export-markdown "$work/report.md" --export-json "$work/report.json" \
   -n "report --year $year ($scale)" \
   "$bin --data-dir $work/wh --queries-dir $root/queries report --year $year --out $work/out"
 # Two runs on the same data write the same bytes.
 "$bin" --data-dir "$work/wh" --queries-dir "$root/queries" report --year "$year" --out "$work/again"
 diff -r "$work/out" "$work/again" >/dev/null && same=yes || same=NO
+mean=$(python3 -c 'import json, sys; print(f"{json.load(open(sys.argv[1]))["results"][0]["mean"]:.1f}")' "$work/report.json")
+if [ "$scale" = national ]; then
+  summarise "national report (identical bytes: $same)" "$mean s" "≤ 30 s" "$(awk -v m="$mean" -v s="$same" 'BEGIN {print (m <= 30 && s == "yes") ? "met" : "NOT met"}')"
+fi
 {
   echo
   echo "## $(date -u +%Y-%m-%dT%H:%MZ) – report ($(git rev-parse --short HEAD))"
