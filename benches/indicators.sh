@@ -149,7 +149,7 @@ read -r st_median st_mean st_sd st_min st_max <<<"$(stats "$start_name")"
 cold_ratio=$(awk -v a="$osv_median" -v d="$duck_median" 'BEGIN {printf "%.2f", a / d}')
 
 # --- Warm: both engines in one Python process --------------------------------
-"$bin" --data-dir "$wh" serve --listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
+"$bin" --data-dir "$wh" --queries-dir "$root/queries" serve --listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 600); do
   grep -qE '^ +osv_' "$work/server.log" && break

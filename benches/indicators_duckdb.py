@@ -283,7 +283,7 @@ def race(warehouse, sql_dir, flight_uri, rounds):
 
     def duck_suite():
         for sql in queries:
-            duck.execute(sql).to_arrow_table()
+            duck.sql(sql).to_arrow_table()
 
     def osv_suite():
         for sql in queries:

@@ -43,21 +43,25 @@ by_citizenship AS (
 ),
 ranked AS (
     -- Ties are broken by code, so the ten are always the same ten.
-    SELECT citizenship, workers, row_number() OVER (ORDER BY workers DESC, citizenship) AS position
+    SELECT
+        CASE
+            WHEN row_number() OVER (ORDER BY workers DESC, citizenship) <= 10 THEN citizenship
+            ELSE 'OTHER'
+        END AS bucket,
+        workers,
+        row_number() OVER (ORDER BY workers DESC, citizenship) AS position
     FROM by_citizenship
 ),
 grouped AS (
+    -- The total comes from the same pass (the empty grouping set), so the
+    -- active workers are computed once; it is there even with no workers.
     SELECT
-        CASE WHEN position <= 10 THEN citizenship ELSE 'OTHER' END AS citizenship,
-        sum(workers) AS workers,
-        min(position) AS position
+        CASE WHEN grouping(bucket) = 1 THEN '_T' ELSE bucket END AS citizenship,
+        COALESCE(sum(workers), 0) AS workers,
+        CASE WHEN grouping(bucket) = 1 THEN 1000000 ELSE min(position) END AS position
     FROM ranked
-    GROUP BY 1
+    GROUP BY GROUPING SETS ((bucket), ())
 )
 SELECT citizenship, workers
-FROM (
-    SELECT citizenship, workers, position FROM grouped
-    UNION ALL
-    SELECT '_T' AS citizenship, COALESCE(sum(workers), 0) AS workers, 1000000 AS position FROM by_citizenship
-) AS t
+FROM grouped
 ORDER BY position

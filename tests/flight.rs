@@ -142,6 +142,24 @@ async fn queries_and_prepared_statements_with_parameters() {
         scalar_i64("SELECT count(*) AS n FROM workers").await
     );
 
+    // Each stream keeps the schema its FlightInfo announced, as ADBC
+    // checks: table columns (read as view types) and computed strings alike.
+    let info = client
+        .execute(
+            "SELECT citizenship, upper(citizenship) AS loud, count(*) AS n FROM workers GROUP BY 1, 2"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let announced = info.clone().try_decode_schema().unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut stream = client.do_get(ticket).await.unwrap();
+    while let Some(batch) = stream.next().await {
+        assert_eq!(batch.unwrap().schema().as_ref(), &announced);
+    }
+    assert_eq!(stream.schema().unwrap().as_ref(), &announced);
+
     let expected = scalar_i64("SELECT count(*) FROM contracts WHERE year = 2024").await;
     assert!(expected > 0);
     // Positional, as ADBC and JDBC bind.
@@ -161,7 +179,10 @@ async fn queries_and_prepared_statements_with_parameters() {
     .unwrap();
     prepared.set_parameters(value).unwrap();
     let info = prepared.execute().await.unwrap();
-    assert_eq!(first_i64(&fetch(&mut client, info).await), expected);
+    let announced = info.clone().try_decode_schema().unwrap();
+    let batches = fetch(&mut client, info).await;
+    assert_eq!(batches[0].schema().as_ref(), &announced);
+    assert_eq!(first_i64(&batches), expected);
     prepared.close().await.unwrap();
 
     // By name, with a string that would be an injection if it were text.

@@ -11,6 +11,7 @@
 //! signed and with an expiry ([`handle`]); rows are computed only when a
 //! ticket is fetched and stop when the client goes away.
 
+mod catalog;
 mod error;
 mod handle;
 
@@ -23,7 +24,7 @@ use arrow::datatypes::Schema;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError as EncodeError;
 use arrow_flight::flight_service_server::FlightServiceServer;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::SqlInfoData;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
@@ -38,7 +39,9 @@ use arrow_flight::{
     HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
 use base64::Engine;
-use futures::{Stream, TryStreamExt};
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::error::ArrowError;
+use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataMap;
@@ -72,7 +75,7 @@ impl FlightSql {
             observatory,
             access,
             handles: HandleSigner::new(HANDLE_LIFETIME),
-            sql_info: server_info(),
+            sql_info: catalog::server_info(),
         }
     }
 
@@ -89,35 +92,65 @@ impl FlightSql {
         statement: Statement,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, FlightSqlError> {
-        let shape = self.observatory.describe_sql(&statement.sql).await?;
+        let schema = self.wire_schema(&statement).await?;
         let ticket = TicketStatementQuery {
             statement_handle: self.handles.seal(&statement)?,
         };
         let endpoint =
             FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
         Ok(FlightInfo::new()
-            .try_with_schema(&shape.schema)?
+            .try_with_schema(&schema)?
             .with_endpoint(endpoint)
             .with_descriptor(descriptor)
             .with_total_records(-1))
     }
 
-    /// Runs a statement through the gate and streams its batches. The row
-    /// limit is in the schema metadata, as in Arrow results over HTTP.
+    /// The schema a statement's results travel with, announced in its
+    /// FlightInfo and kept by every batch: clients such as ADBC refuse a
+    /// stream whose schema differs from the announced one, and the engine
+    /// may pick view types while it runs, which older JDBC drivers cannot
+    /// read. So strings and binaries go as plain types, every field is
+    /// nullable, and the metadata carries the row limit, as Arrow results
+    /// over HTTP do.
+    async fn wire_schema(&self, statement: &Statement) -> Result<SchemaRef, FlightSqlError> {
+        let shape = self
+            .observatory
+            .describe_sql(&statement.sql, statement.params.clone())
+            .await?;
+        let fields: Vec<Field> = shape
+            .schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let kind = match field.data_type() {
+                    DataType::Utf8View => DataType::Utf8,
+                    DataType::BinaryView => DataType::Binary,
+                    other => other.clone(),
+                };
+                Field::new(field.name(), kind, true)
+            })
+            .collect();
+        let row_limit = self.observatory.config().limits.max_rows;
+        let metadata = [(ROW_LIMIT_KEY.to_string(), row_limit.to_string())].into();
+        Ok(Arc::new(Schema::new_with_metadata(fields, metadata)))
+    }
+
+    /// Runs a statement through the gate and streams its batches in the
+    /// announced schema.
     async fn run(&self, statement: Statement) -> Result<Replies<FlightData>, FlightSqlError> {
+        let schema = self.wire_schema(&statement).await?;
         let stream = self
             .observatory
             .sql(&statement.sql, statement.params)
             .await?;
-        let row_limit = self.observatory.config().limits.max_rows;
-        let schema = stream.schema();
-        let mut metadata = schema.metadata().clone();
-        metadata.insert(ROW_LIMIT_KEY.to_string(), row_limit.to_string());
-        let schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
-        let batches = stream.map_err(|error| {
-            let status: Status =
-                FlightSqlError::from(crate::observatory::ObservatoryError::from(error)).into();
-            EncodeError::Tonic(Box::new(status))
+        let wire = schema.clone();
+        let batches = stream.map(move |batch| {
+            let batch = batch.map_err(|error| {
+                let status: Status =
+                    FlightSqlError::from(crate::observatory::ObservatoryError::from(error)).into();
+                EncodeError::Tonic(Box::new(status))
+            })?;
+            to_wire(batch, &wire).map_err(EncodeError::Arrow)
         });
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
@@ -125,6 +158,23 @@ impl FlightSql {
             .map_err(Status::from);
         Ok(Box::pin(encoded))
     }
+}
+
+/// `batch` in the wire schema: view types cast to plain ones.
+fn to_wire(batch: RecordBatch, wire: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(wire.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                arrow::compute::cast(column, field.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(wire.clone(), columns)
 }
 
 /// The bearer token of a request, if any. `Basic` credentials are for the
@@ -160,23 +210,6 @@ fn basic_password(metadata: &MetadataMap) -> Option<String> {
         .map(|(_, password)| password.to_string())
 }
 
-fn server_info() -> SqlInfoData {
-    let mut builder = SqlInfoDataBuilder::new();
-    builder.append(SqlInfo::FlightSqlServerName, "osservatorio");
-    builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-    builder.append(SqlInfo::FlightSqlServerArrowVersion, "59");
-    builder.append(SqlInfo::FlightSqlServerReadOnly, true);
-    builder.append(SqlInfo::FlightSqlServerSql, true);
-    builder.append(SqlInfo::FlightSqlServerSubstrait, false);
-    builder.append(SqlInfo::FlightSqlServerTransaction, 0_i32);
-    builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-    builder.append(SqlInfo::SqlDdlCatalog, false);
-    builder.append(SqlInfo::SqlDdlSchema, false);
-    builder.append(SqlInfo::SqlDdlTable, false);
-    builder
-        .build()
-        .expect("the server's SqlInfo is well formed")
-}
 
 /// One batch as a Flight data stream.
 fn one_batch(batch: RecordBatch) -> Replies<FlightData> {
@@ -189,22 +222,6 @@ fn one_batch(batch: RecordBatch) -> Replies<FlightData> {
     )
 }
 
-/// The FlightInfo of a catalog call: its fixed schema and a ticket that is
-/// the command itself, which carries no SQL.
-fn catalog_info(
-    command: impl ProstMessageExt,
-    schema: &Schema,
-    descriptor: FlightDescriptor,
-) -> Result<Response<FlightInfo>, Status> {
-    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(command.as_any().encode_to_vec()));
-    let info = FlightInfo::new()
-        .try_with_schema(schema)
-        .map_err(|e| Status::internal(e.to_string()))?
-        .with_endpoint(endpoint)
-        .with_descriptor(descriptor)
-        .with_total_records(-1);
-    Ok(Response::new(info))
-}
 
 fn refuse_changes() -> Status {
     FlightSqlError::ReadOnly.into()
@@ -315,7 +332,7 @@ impl FlightSqlService for FlightSql {
         self.researcher(request.metadata())?;
         let shape = self
             .observatory
-            .describe_sql(&query.query)
+            .describe_sql(&query.query, Vec::new())
             .await
             .map_err(FlightSqlError::from)?;
         let parameter_schema = Schema::new(
@@ -359,7 +376,7 @@ impl FlightSqlService for FlightSql {
             .map_err(FlightSqlError::from)?;
         let shape = self
             .observatory
-            .describe_sql(&statement.sql)
+            .describe_sql(&statement.sql, Vec::new())
             .await
             .map_err(FlightSqlError::from)?;
         let data = request.into_inner().map_err(EncodeError::from);
@@ -428,7 +445,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.researcher(request.metadata())?;
         let schema = query.clone().into_builder().schema();
-        catalog_info(query, &schema, request.into_inner())
+        catalog::info(query, &schema, request.into_inner())
     }
 
     async fn do_get_catalogs(
@@ -437,22 +454,8 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<Replies<FlightData>>, Status> {
         self.researcher(request.metadata())?;
-        let tables = self
-            .observatory
-            .tables()
-            .await
-            .map_err(FlightSqlError::from)?;
-        let mut builder = query.into_builder();
-        let mut seen = std::collections::BTreeSet::new();
-        for table in tables {
-            if seen.insert(table.catalog.clone()) {
-                builder.append(table.catalog);
-            }
-        }
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(one_batch(batch)))
+        let tables = self.observatory.tables().await.map_err(FlightSqlError::from)?;
+        Ok(Response::new(one_batch(catalog::catalogs(query, tables)?)))
     }
 
     async fn get_flight_info_schemas(
@@ -462,7 +465,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.researcher(request.metadata())?;
         let schema = query.clone().into_builder().schema();
-        catalog_info(query, &schema, request.into_inner())
+        catalog::info(query, &schema, request.into_inner())
     }
 
     async fn do_get_schemas(
@@ -471,22 +474,8 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<Replies<FlightData>>, Status> {
         self.researcher(request.metadata())?;
-        let tables = self
-            .observatory
-            .tables()
-            .await
-            .map_err(FlightSqlError::from)?;
-        let mut builder = query.into_builder();
-        let mut seen = std::collections::BTreeSet::new();
-        for table in tables {
-            if seen.insert((table.catalog.clone(), table.schema.clone())) {
-                builder.append(table.catalog, table.schema);
-            }
-        }
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(one_batch(batch)))
+        let tables = self.observatory.tables().await.map_err(FlightSqlError::from)?;
+        Ok(Response::new(one_batch(catalog::schemas(query, tables)?)))
     }
 
     async fn get_flight_info_tables(
@@ -496,7 +485,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.researcher(request.metadata())?;
         let schema = query.clone().into_builder().schema();
-        catalog_info(query, &schema, request.into_inner())
+        catalog::info(query, &schema, request.into_inner())
     }
 
     async fn do_get_tables(
@@ -505,27 +494,8 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<Replies<FlightData>>, Status> {
         self.researcher(request.metadata())?;
-        let tables = self
-            .observatory
-            .tables()
-            .await
-            .map_err(FlightSqlError::from)?;
-        let mut builder = query.into_builder();
-        for table in tables {
-            builder
-                .append(
-                    &table.catalog,
-                    &table.schema,
-                    &table.name,
-                    table.kind,
-                    &table.arrow_schema,
-                )
-                .map_err(|e| Status::internal(e.to_string()))?;
-        }
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(one_batch(batch)))
+        let tables = self.observatory.tables().await.map_err(FlightSqlError::from)?;
+        Ok(Response::new(one_batch(catalog::tables(query, tables)?)))
     }
 
     async fn get_flight_info_table_types(
@@ -535,7 +505,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.researcher(request.metadata())?;
         let schema = query.clone().into_builder().schema();
-        catalog_info(query, &schema, request.into_inner())
+        catalog::info(query, &schema, request.into_inner())
     }
 
     async fn do_get_table_types(
@@ -544,14 +514,7 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<Replies<FlightData>>, Status> {
         self.researcher(request.metadata())?;
-        let mut builder = query.into_builder();
-        for kind in ["TABLE", "VIEW"] {
-            builder.append(kind);
-        }
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(one_batch(batch)))
+        Ok(Response::new(one_batch(catalog::table_types(query)?)))
     }
 
     async fn get_flight_info_sql_info(
@@ -561,7 +524,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.researcher(request.metadata())?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        catalog_info(query, &schema, request.into_inner())
+        catalog::info(query, &schema, request.into_inner())
     }
 
     async fn do_get_sql_info(

@@ -341,7 +341,7 @@ fn check_row(
             values.push(Value::Null);
             continue;
         }
-        let cell = column_of[c].map_or("", |i| record.cells[i].as_str());
+        let cell = column_of[c].map_or("", |i| record.cells.get(i).unwrap_or(""));
         match reader.read(column, cell) {
             Ok(value) => values.push(value),
             Err(p) => {
@@ -588,7 +588,7 @@ fn write_file_rejects(
                 if personal.get(i).copied().unwrap_or(true) {
                     mask(cell.trim())
                 } else {
-                    cell.clone()
+                    cell.to_string()
                 }
             }));
         }

@@ -26,11 +26,12 @@ pub enum Encoding {
     Windows1252,
 }
 
-/// One data row: its line in the file and its cells.
+/// One data row: its line in the file and its cells, kept in one buffer
+/// per row rather than one allocation per cell.
 #[derive(Debug, Clone)]
 pub struct Record {
     pub line: u64,
-    pub cells: Vec<String>,
+    pub cells: csv::StringRecord,
 }
 
 /// A file read into header and records.
@@ -233,7 +234,7 @@ fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<Raw
         if let Some((index, cell)) = record
             .iter()
             .enumerate()
-            .find(|(_, c)| c.chars().count() > MAX_FIELD_CHARS)
+            .find(|(_, c)| c.len() > MAX_FIELD_CHARS && c.chars().count() > MAX_FIELD_CHARS)
         {
             problems.push(Problem::file_level(
                 path,
@@ -254,7 +255,7 @@ fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<Raw
         }
         records.push(Record {
             line,
-            cells: record.iter().map(str::to_string).collect(),
+            cells: record,
         });
     }
     Ok(RawFile {

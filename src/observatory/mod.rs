@@ -362,10 +362,14 @@ impl Observatory {
         Ok(snapshot.engine.stream_plan(plan).await?)
     }
 
-    /// The result schema and placeholders of a user query, through the
-    /// gate, without running it.
-    pub async fn describe_sql(&self, sql: &str) -> Result<QueryShape, ObservatoryError> {
-        Ok(self.snapshot().engine.describe(sql).await?)
+    /// The result schema (with `params` bound) and the placeholders of a
+    /// user query, through the gate, without running it.
+    pub async fn describe_sql(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<QueryShape, ObservatoryError> {
+        Ok(self.snapshot().engine.describe(sql, params).await?)
     }
 
     /// The tables and views user SQL can read, with their schemas.

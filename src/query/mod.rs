@@ -48,6 +48,9 @@ impl Default for QueryLimits {
     }
 }
 
+const SKIP_PARTIAL_RATIO_VARIABLE: &str =
+    "DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD";
+
 /// What a query returns and what it needs, known before it runs.
 #[derive(Debug, Clone)]
 pub struct QueryShape {
@@ -152,7 +155,21 @@ impl QueryEngine {
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()
             .map_err(QueryError::Execution)?;
-        let config = SessionConfig::new()
+        // Operators may tune the engine with DataFusion's own environment
+        // variables (DATAFUSION_EXECUTION_TARGET_PARTITIONS=4, …); user SQL
+        // cannot, since the gate refuses SET.
+        let mut config = SessionConfig::from_env().map_err(QueryError::Execution)?;
+        // Grouping by person identifiers barely shrinks rows in a partial
+        // aggregation; skipping it sooner than DataFusion's default (0.8)
+        // saved about a fifth of the national indicator suite (see
+        // benches/RESULTS.md).
+        if std::env::var_os(SKIP_PARTIAL_RATIO_VARIABLE).is_none() {
+            config
+                .options_mut()
+                .execution
+                .skip_partial_aggregation_probe_ratio_threshold = 0.5;
+        }
+        let config = config
             .with_information_schema(true)
             .with_default_catalog_and_schema("osservatorio", "public");
         let ctx = SessionContext::new_with_config_rt(config, runtime);
@@ -218,9 +235,13 @@ impl QueryEngine {
     }
 
     /// Plans `sql` through the gate without running it: the shape of its
-    /// result and the placeholders it takes, for clients that prepare a
-    /// statement before binding and fetching it.
-    pub async fn describe(&self, sql: &str) -> Result<QueryShape, QueryError> {
+    /// result once `params` are bound (none yet, for a statement being
+    /// prepared) and the placeholders it takes.
+    pub async fn describe(
+        &self,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<QueryShape, QueryError> {
         let plan = self.plan(sql).await?;
         let mut parameters: Vec<(String, Option<DataType>)> = plan
             .get_parameter_types()
@@ -237,6 +258,11 @@ impl QueryEngine {
                 (Err(_), Err(_)) => a.cmp(b),
             },
         );
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(params).map_err(QueryError::Invalid)?
+        };
         Ok(QueryShape {
             schema: Arc::new(plan.schema().as_arrow().clone()),
             parameters,
