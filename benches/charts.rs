@@ -86,7 +86,10 @@ async fn main() -> anyhow::Result<()> {
     // One line per format for the harness's table of ratios, when asked.
     if let Some(path) = std::env::var_os("BENCH_SUMMARY") {
         use std::io::Write;
-        let mut summary = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+        let mut summary = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)?;
         for (format, all_median, worst, goal) in [
             ("SVG", svg, slowest[0], 5.0),
             ("PNG", png, slowest[1], 50.0),

@@ -68,8 +68,10 @@ fi
 
 # --- Workspace and cleanup ---------------------------------------------------
 work=$(mktemp -d)
+# shellcheck source=lib.sh
+source "$root/benches/lib.sh"
 server_pid=
-trap '[ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'stop_serve; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 # Commands run from the temporary directory, so that no osservatorio.toml or
 # queries/ of the checkout is read.
@@ -149,17 +151,9 @@ read -r st_median st_mean st_sd st_min st_max <<<"$(stats "$start_name")"
 cold_ratio=$(awk -v a="$osv_median" -v d="$duck_median" 'BEGIN {printf "%.2f", a / d}')
 
 # --- Warm: both engines in one Python process --------------------------------
-"$bin" --data-dir "$wh" --queries-dir "$root/queries" serve --listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 600); do
-  grep -qE '^ +osv_' "$work/server.log" && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-flight_uri=$(sed -n 's|^serving Arrow Flight SQL at \(grpc://.*\)$|\1|p' "$work/server.log")
-OSSERVATORIO_TOKEN=$(grep -oE '^ +osv_[0-9a-f]+' "$work/server.log" | tr -d ' ') \
-  "$py" "$helper" race "$wh" "$sql" "$flight_uri" "$rounds" >"$work/race.json"
-kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+start_serve "$work/server.log" --data-dir "$wh" --queries-dir "$root/queries"
+OSSERVATORIO_TOKEN=$server_token "$py" "$helper" race "$wh" "$sql" "$flight_uri" "$rounds" >"$work/race.json"
+stop_serve
 # median min max of one engine's rounds, in seconds.
 warm() {
   "$py" - "$work/race.json" "$1" <<'EOF'

@@ -39,6 +39,8 @@ else
   bin=$root/target/release/osservatorio
 fi
 
+# shellcheck source=lib.sh
+source "$root/benches/lib.sh"
 work=$(mktemp -d)
 server_pid=
 sampler_pid=
@@ -54,18 +56,10 @@ cd "$work"
 echo "Generating the $scale warehouse..." >&2
 "$bin" --data-dir "$work/wh" generate --scale "$scale" >/dev/null
 
-"$bin" --data-dir "$work/wh" --queries-dir "$root/queries" \
-  --memory-limit "$memory_limit" --timeout "$query_timeout" \
-  serve --listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 600); do
-  grep -qE '^ +osv_' "$work/server.log" && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.2
-done
-url=$(sed -n 's|^serving the observatory at \(http://[^/]*\)/$|\1|p' "$work/server.log")
-token=$(grep -oE '^ +osv_[0-9a-f]+' "$work/server.log" | tr -d ' ')
-[ -n "$url" ] && [ -n "$token" ] || { cat "$work/server.log" >&2; exit 1; }
+start_serve "$work/server.log" --data-dir "$work/wh" --queries-dir "$root/queries" \
+  --memory-limit "$memory_limit" --timeout "$query_timeout"
+url=$server_url
+token=$server_token
 rss_idle_mib=$(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$server_pid/status")
 
 # Resident memory every 50 ms; VmHWM gives the true peak at the end.

@@ -23,15 +23,14 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r notebooks/requirements.txt
 
 cargo build --locked --quiet --bin osservatorio
-binary=$target/debug/osservatorio
+bin=$target/debug/osservatorio
+# shellcheck source=../benches/lib.sh
+source "$repo/benches/lib.sh"
 
 work=$(mktemp -d)
 server_pid=
 cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    stop_serve
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -41,31 +40,9 @@ export OSSERVATORIO_QUERIES_DIR=$repo/queries
 # The working directory is the temporary one, so that no local
 # osservatorio.toml (with its tokens) is picked up.
 cd "$work"
-"$binary" generate --scale province >"$work/generate.log" 2>&1
-"$binary" serve --listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
-server_pid=$!
-
-# serve prints its addresses and a session token once it listens.
-for _ in $(seq 1 600); do
-    if grep -q '^serving Arrow Flight SQL at' "$work/serve.log" && grep -qE '^ +osv_' "$work/serve.log"; then
-        break
-    fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        cat "$work/serve.log" >&2
-        echo "notebooks: the server did not start" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-OSSERVATORIO_URL=$(sed -n 's|^serving the observatory at \(http://[^/]*\)/$|\1|p' "$work/serve.log")
-OSSERVATORIO_FLIGHT_URI=$(sed -n 's|^serving Arrow Flight SQL at \(grpc://.*\)$|\1|p' "$work/serve.log")
-OSSERVATORIO_TOKEN=$(grep -oE '^ +osv_[0-9a-f]+' "$work/serve.log" | tr -d ' ')
-if [ -z "$OSSERVATORIO_URL" ] || [ -z "$OSSERVATORIO_FLIGHT_URI" ] || [ -z "$OSSERVATORIO_TOKEN" ]; then
-    cat "$work/serve.log" >&2
-    echo "notebooks: could not read the server's addresses and token" >&2
-    exit 1
-fi
-export OSSERVATORIO_URL OSSERVATORIO_FLIGHT_URI OSSERVATORIO_TOKEN
+"$bin" generate --scale province >"$work/generate.log" 2>&1
+start_serve "$work/serve.log"
+export OSSERVATORIO_URL=$server_url OSSERVATORIO_FLIGHT_URI=$flight_uri OSSERVATORIO_TOKEN=$server_token
 
 status=0
 for notebook in "$repo"/notebooks/${only}*.ipynb; do

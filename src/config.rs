@@ -162,20 +162,11 @@ impl Config {
             Some(path) => read_file(path)?,
             None => ConfigFile::default(),
         };
-        let listen_text = overrides
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .map_err(|_| ConfigError::BadListen(listen_text.clone()))?;
-        let flight_text = overrides
-            .flight_listen
-            .or(file.flight_listen)
-            .unwrap_or_else(|| DEFAULT_FLIGHT_LISTEN.to_string());
-        let flight_listen: SocketAddr = flight_text
-            .parse()
-            .map_err(|_| ConfigError::BadListen(flight_text.clone()))?;
+        let listen = socket_address(overrides.listen.or(file.listen), DEFAULT_LISTEN)?;
+        let flight_listen = socket_address(
+            overrides.flight_listen.or(file.flight_listen),
+            DEFAULT_FLIGHT_LISTEN,
+        )?;
         let access =
             Access::new(file.tokens, file.aggregates.unwrap_or_default()).map_err(|source| {
                 ConfigError::Token {
@@ -318,6 +309,12 @@ fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
         path: path.display().to_string(),
         message: e.message().to_string(),
     })
+}
+
+/// A listen address as given, or the default.
+fn socket_address(given: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+    let text = given.unwrap_or_else(|| default.to_string());
+    text.parse().map_err(|_| ConfigError::BadListen(text))
 }
 
 /// Parses sizes such as `512MiB`, `2GiB`, `1G`, `64k` or a plain byte count.

@@ -13,7 +13,7 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
 use arrow_flight::{FlightInfo, Ticket};
 use futures::{StreamExt, TryStreamExt};
-use osservatorio::auth::{new_token, Access, AggregateAccess, Role};
+use osservatorio::auth::{AggregateAccess, Role};
 use osservatorio::catalog::Warehouse;
 use osservatorio::flight::{self, FlightSql};
 use osservatorio::observatory::Observatory;
@@ -21,7 +21,7 @@ use osservatorio::server;
 use prost::Message as _;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::server::config;
+use crate::server::{config, tokens_for_every_role};
 use crate::support::{dictionary, province_warehouse, scalar_i64};
 
 struct FlightServer {
@@ -32,14 +32,7 @@ struct FlightServer {
 
 impl FlightServer {
     async fn start(root: &Path, max_rows: Option<usize>) -> Self {
-        let mut records = Vec::new();
-        let mut tokens = Vec::new();
-        for role in [Role::Public, Role::Committee, Role::Researcher] {
-            let (token, record) = new_token(role.as_str(), role);
-            records.push(record);
-            tokens.push((role, token));
-        }
-        let access = Access::new(records, AggregateAccess::Public).unwrap();
+        let (access, tokens) = tokens_for_every_role(AggregateAccess::Public);
         let config = config(root, |o| o.max_rows = max_rows);
         let warehouse = Warehouse::open(root, dictionary()).unwrap();
         let observatory = Arc::new(Observatory::open(warehouse, config).await.unwrap());

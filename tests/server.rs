@@ -46,7 +46,8 @@ pub(crate) fn config(root: &Path, tweak: impl FnOnce(&mut Overrides)) -> Config 
     Config::resolve(overrides).expect("config")
 }
 
-pub(crate) async fn app_with(root: &Path, aggregates: AggregateAccess, config: Config) -> TestApp {
+/// One token per role, and the access policy that knows them.
+pub(crate) fn tokens_for_every_role(aggregates: AggregateAccess) -> (Access, Vec<(Role, String)>) {
     let mut records = Vec::new();
     let mut tokens = Vec::new();
     for role in [Role::Public, Role::Committee, Role::Researcher] {
@@ -54,7 +55,11 @@ pub(crate) async fn app_with(root: &Path, aggregates: AggregateAccess, config: C
         records.push(record);
         tokens.push((role, token));
     }
-    let access = Access::new(records, aggregates).unwrap();
+    (Access::new(records, aggregates).unwrap(), tokens)
+}
+
+pub(crate) async fn app_with(root: &Path, aggregates: AggregateAccess, config: Config) -> TestApp {
+    let (access, tokens) = tokens_for_every_role(aggregates);
     let warehouse = Warehouse::open(root, dictionary()).unwrap();
     let observatory = Arc::new(
         Observatory::open(warehouse, config)

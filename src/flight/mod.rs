@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::error::ArrowError;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError as EncodeError;
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -39,8 +41,6 @@ use arrow_flight::{
     HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
 use base64::Engine;
-use arrow::datatypes::{DataType, Field, SchemaRef};
-use arrow::error::ArrowError;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tokio::net::TcpListener;
@@ -210,7 +210,6 @@ fn basic_password(metadata: &MetadataMap) -> Option<String> {
         .map(|(_, password)| password.to_string())
 }
 
-
 /// One batch as a Flight data stream.
 fn one_batch(batch: RecordBatch) -> Replies<FlightData> {
     let schema = batch.schema();
@@ -221,7 +220,6 @@ fn one_batch(batch: RecordBatch) -> Replies<FlightData> {
             .map_err(Status::from),
     )
 }
-
 
 fn refuse_changes() -> Status {
     FlightSqlError::ReadOnly.into()
@@ -454,7 +452,11 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<Replies<FlightData>>, Status> {
         self.researcher(request.metadata())?;
-        let tables = self.observatory.tables().await.map_err(FlightSqlError::from)?;
+        let tables = self
+            .observatory
+            .tables()
+            .await
+            .map_err(FlightSqlError::from)?;
         Ok(Response::new(one_batch(catalog::catalogs(query, tables)?)))
     }
 
@@ -474,7 +476,11 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<Replies<FlightData>>, Status> {
         self.researcher(request.metadata())?;
-        let tables = self.observatory.tables().await.map_err(FlightSqlError::from)?;
+        let tables = self
+            .observatory
+            .tables()
+            .await
+            .map_err(FlightSqlError::from)?;
         Ok(Response::new(one_batch(catalog::schemas(query, tables)?)))
     }
 
@@ -494,7 +500,11 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<Replies<FlightData>>, Status> {
         self.researcher(request.metadata())?;
-        let tables = self.observatory.tables().await.map_err(FlightSqlError::from)?;
+        let tables = self
+            .observatory
+            .tables()
+            .await
+            .map_err(FlightSqlError::from)?;
         Ok(Response::new(one_batch(catalog::tables(query, tables)?)))
     }
 

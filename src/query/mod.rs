@@ -261,7 +261,8 @@ impl QueryEngine {
         let plan = if params.is_empty() {
             plan
         } else {
-            plan.with_param_values(params).map_err(QueryError::Invalid)?
+            plan.with_param_values(params)
+                .map_err(QueryError::Invalid)?
         };
         Ok(QueryShape {
             schema: Arc::new(plan.schema().as_arrow().clone()),

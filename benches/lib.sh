@@ -1,0 +1,40 @@
+# Shell functions shared by the benchmark scripts and notebooks/run.sh;
+# source it, don't run it.
+
+# start_serve LOG [ARG...]: starts `$bin [ARG...] serve` on free loopback
+# ports with its output in LOG, waits until it listens, and sets
+# server_pid, server_url (http://…), flight_uri (grpc://…) and
+# server_token (the session's researcher token; the caller makes sure no
+# config file with tokens is read). Exits with the log on failure.
+start_serve() {
+  local log=$1; shift
+  "$bin" "$@" serve --listen 127.0.0.1:0 --flight-listen 127.0.0.1:0 >"$log" 2>&1 &
+  server_pid=$!
+  local _
+  for _ in $(seq 1 600); do
+    grep -qE '^ +osv_' "$log" && break
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      cat "$log" >&2
+      echo "the server did not start" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  server_url=$(sed -n 's|^serving the observatory at \(http://[^/]*\)/$|\1|p' "$log")
+  flight_uri=$(sed -n 's|^serving Arrow Flight SQL at \(grpc://.*\)$|\1|p' "$log")
+  server_token=$(grep -oE '^ +osv_[0-9a-f]+' "$log" | tr -d ' ')
+  if [ -z "$server_url" ] || [ -z "$flight_uri" ] || [ -z "$server_token" ]; then
+    cat "$log" >&2
+    echo "could not read the server's addresses and token" >&2
+    exit 1
+  fi
+}
+
+# stop_serve: stops the server started by start_serve, if any.
+stop_serve() {
+  if [ -n "${server_pid:-}" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+  fi
+}
