@@ -29,7 +29,7 @@ for scale in "${scales[@]}"; do
     -n "generate --scale $scale" "$bin --data-dir $work/wh generate --scale $scale --seed 1"
   tail -n +3 "$work/$scale.md" >>"$results"
   if [ "$scale" = national ]; then
-    mean=$(python3 -c 'import json, sys; print(f"{json.load(open(sys.argv[1]))["results"][0]["mean"]:.1f}")' "$work/$scale.json")
+    mean=$(python3 -c 'import json, sys; print("%.1f" % json.load(open(sys.argv[1]))["results"][0]["mean"])' "$work/$scale.json")
     summarise "national generation" "$mean s" "≤ 60 s" "$(awk -v m="$mean" 'BEGIN {print (m <= 60) ? "met" : "NOT met"}')"
   fi
   "$bin" --data-dir "$work/wh" datasets | awk -v s="$scale" 'NR>1 {rows+=$3; bytes+=$5} END {printf "  %s: %d rows, %.0f MB\n", s, rows, bytes/1e6}' >>"$work/sizes.txt"

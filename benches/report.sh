@@ -34,7 +34,7 @@ hyperfine --runs "$runs" --warmup 1 --time-unit second \
 # Two runs on the same data write the same bytes.
 "$bin" --data-dir "$work/wh" --queries-dir "$root/queries" report --year "$year" --out "$work/again"
 diff -r "$work/out" "$work/again" >/dev/null && same=yes || same=NO
-mean=$(python3 -c 'import json, sys; print(f"{json.load(open(sys.argv[1]))["results"][0]["mean"]:.1f}")' "$work/report.json")
+mean=$(python3 -c 'import json, sys; print("%.1f" % json.load(open(sys.argv[1]))["results"][0]["mean"])' "$work/report.json")
 if [ "$scale" = national ]; then
   summarise "national report (identical bytes: $same)" "$mean s" "≤ 30 s" "$(awk -v m="$mean" -v s="$same" 'BEGIN {print (m <= 30 && s == "yes") ? "met" : "NOT met"}')"
 fi

@@ -3,6 +3,7 @@
 //! Owns the mapping from arguments to library calls and from results to the
 //! terminal. It must not hold logic that a test of the library cannot reach.
 
+mod datasets;
 mod records;
 mod report_command;
 mod serve;
@@ -298,8 +299,8 @@ impl Cli {
             Command::Token {
                 action: TokenAction::Create { role, name },
             } => create_token(&config, role, &name),
-            Command::Datasets { name: None } => run_datasets(&config).await,
-            Command::Datasets { name: Some(name) } => describe_dataset(&name),
+            Command::Datasets { name: None } => datasets::run_datasets(&config).await,
+            Command::Datasets { name: Some(name) } => datasets::describe_dataset(&name),
             Command::Sql {
                 query,
                 file,
@@ -429,73 +430,6 @@ async fn open(config: &Config) -> Result<Warehouse> {
         );
     }
     Ok(warehouse)
-}
-
-async fn run_datasets(config: &Config) -> Result<()> {
-    let warehouse = open(config).await?;
-    let statuses = warehouse.status().await?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<18} {:>8} {:>12} {:>6} {:>14}",
-        "dataset", "version", "rows", "files", "bytes"
-    )?;
-    for s in statuses {
-        let version = s.version.map_or_else(|| "-".to_string(), |v| v.to_string());
-        writeln!(
-            out,
-            "{:<18} {:>8} {:>12} {:>6} {:>14}",
-            s.name, version, s.rows, s.files, s.bytes
-        )?;
-    }
-    Ok(())
-}
-
-fn describe_dataset(name: &str) -> Result<()> {
-    let dictionary = Dictionary::load()?;
-    let spec = dictionary.require(name)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{} – {} / {}\n{}\n",
-        spec.name, spec.label_it, spec.label_en, spec.description
-    )?;
-    for column in &spec.columns {
-        let mut rule = String::new();
-        if let Some(codes) = &column.codes {
-            rule = format!("one of {}", codes.join(", "));
-        } else if column.min.is_some() || column.max.is_some() {
-            let bound = |b: Option<f64>| b.map_or_else(|| "…".to_string(), |v| v.to_string());
-            rule = format!("{} to {}", bound(column.min), bound(column.max));
-        } else if let Some(pattern) = &column.pattern {
-            rule = format!("matches {pattern}");
-        }
-        writeln!(
-            out,
-            "{:<26} {:<8} {:<9} {}{}\n{:<26} {} / {}{}",
-            column.name,
-            format!("{:?}", column.column_type).to_lowercase(),
-            if column.nullable {
-                "nullable"
-            } else {
-                "required"
-            },
-            rule,
-            if column.pseudonymous {
-                " (pseudonym)"
-            } else {
-                ""
-            },
-            "",
-            column.label_it,
-            column.label_en,
-            column
-                .references
-                .as_ref()
-                .map_or_else(String::new, |r| format!(" → {r}")),
-        )?;
-    }
-    Ok(())
 }
 
 /// Opens the warehouse and the indicator catalog, checking every indicator.
