@@ -48,7 +48,7 @@ part report benches/report.sh "$scale"
 part memory benches/memory.sh --scale "$scale"
 
 commit=$(git rev-parse --short HEAD)
-[ -z "$(git status --porcelain -- src benches queries)" ] || commit="$commit, uncommitted changes"
+[ -z "$(git status --porcelain -- src benches queries ':!benches/RESULTS.md')" ] || commit="$commit, uncommitted changes"
 {
   echo
   echo "## Harness summary – $(date -u +%Y-%m-%dT%H:%MZ) ($commit)"
