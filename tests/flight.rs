@@ -322,6 +322,22 @@ async fn catalog_calls_list_the_datasets_with_their_schemas() {
         .await
         .unwrap();
     assert_eq!(rows(&fetch(&mut client, info).await), 2);
+
+    // JDBC's getTypeInfo: the warehouse's column types.
+    let info = client
+        .get_xdbc_type_info(arrow_flight::sql::CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .unwrap();
+    let types = fetch(&mut client, info).await;
+    let names = types[0]
+        .column_by_name("type_name")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    for name in ["VARCHAR", "BIGINT", "DATE", "BOOLEAN"] {
+        assert!(names.iter().any(|n| n == Some(name)), "{name}");
+    }
 }
 
 #[tokio::test]

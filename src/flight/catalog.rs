@@ -9,10 +9,12 @@ use std::collections::BTreeSet;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{
+    SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
+};
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables,
-    ProstMessageExt, SqlInfo,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables, Nullable,
+    ProstMessageExt, Searchable, SqlInfo, XdbcDataType,
 };
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use prost::Message;
@@ -78,6 +80,78 @@ pub(super) fn table_types(query: CommandGetTableTypes) -> Result<RecordBatch, St
         builder.append(kind);
     }
     builder.build().map_err(internal)
+}
+
+/// What GetXdbcTypeInfo answers: the SQL types of the warehouse's columns,
+/// for JDBC and ODBC tools (`DatabaseMetaData.getTypeInfo`).
+pub(super) fn type_info() -> XdbcTypeInfoData {
+    let mut builder = XdbcTypeInfoDataBuilder::new();
+    for (name, kind, searchable, case_sensitive, quote) in [
+        (
+            "BOOLEAN",
+            XdbcDataType::XdbcBit,
+            Searchable::Basic,
+            false,
+            None,
+        ),
+        (
+            "INTEGER",
+            XdbcDataType::XdbcInteger,
+            Searchable::Basic,
+            false,
+            None,
+        ),
+        (
+            "BIGINT",
+            XdbcDataType::XdbcBigint,
+            Searchable::Basic,
+            false,
+            None,
+        ),
+        (
+            "DOUBLE",
+            XdbcDataType::XdbcDouble,
+            Searchable::Basic,
+            false,
+            None,
+        ),
+        (
+            "DATE",
+            XdbcDataType::XdbcDate,
+            Searchable::Basic,
+            false,
+            Some("DATE '"),
+        ),
+        (
+            "VARCHAR",
+            XdbcDataType::XdbcVarchar,
+            Searchable::Full,
+            true,
+            Some("'"),
+        ),
+    ] {
+        builder.append(XdbcTypeInfo {
+            type_name: name.to_string(),
+            data_type: kind,
+            literal_prefix: quote.map(str::to_string),
+            literal_suffix: quote.map(|_| "'".to_string()),
+            nullable: Nullable::NullabilityNullable,
+            case_sensitive,
+            searchable,
+            unsigned_attribute: (kind != XdbcDataType::XdbcVarchar
+                && kind != XdbcDataType::XdbcDate)
+                .then_some(false),
+            local_type_name: Some(name.to_string()),
+            sql_data_type: kind,
+            num_prec_radix: matches!(
+                kind,
+                XdbcDataType::XdbcInteger | XdbcDataType::XdbcBigint | XdbcDataType::XdbcDouble
+            )
+            .then_some(10),
+            ..XdbcTypeInfo::default()
+        });
+    }
+    builder.build().expect("the type list is well formed")
 }
 
 /// What GetSqlInfo answers: a read-only SQL server without transactions.

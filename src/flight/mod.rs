@@ -26,15 +26,15 @@ use arrow::error::ArrowError;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError as EncodeError;
 use arrow_flight::flight_service_server::FlightServiceServer;
-use arrow_flight::sql::metadata::SqlInfoData;
+use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
-    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
+    SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
@@ -67,6 +67,7 @@ pub struct FlightSql {
     access: Access,
     handles: HandleSigner,
     sql_info: SqlInfoData,
+    type_info: XdbcTypeInfoData,
 }
 
 impl FlightSql {
@@ -76,6 +77,7 @@ impl FlightSql {
             access,
             handles: HandleSigner::new(HANDLE_LIFETIME),
             sql_info: catalog::server_info(),
+            type_info: catalog::type_info(),
         }
     }
 
@@ -545,6 +547,29 @@ impl FlightSqlService for FlightSql {
         self.researcher(request.metadata())?;
         let batch = query
             .into_builder(&self.sql_info)
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(one_batch(batch)))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.researcher(request.metadata())?;
+        let schema = query.clone().into_builder(&self.type_info).schema();
+        catalog::info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<Replies<FlightData>>, Status> {
+        self.researcher(request.metadata())?;
+        let batch = query
+            .into_builder(&self.type_info)
             .build()
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(one_batch(batch)))
