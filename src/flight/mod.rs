@@ -12,6 +12,7 @@
 //! ticket is fetched and stop when the client goes away.
 
 mod catalog;
+mod credentials;
 mod error;
 mod handle;
 
@@ -40,7 +41,6 @@ use arrow_flight::{
     Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
     HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
-use base64::Engine;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tokio::net::TcpListener;
@@ -83,7 +83,7 @@ impl FlightSql {
 
     /// The caller of a request, who must be a researcher.
     fn researcher(&self, metadata: &MetadataMap) -> Result<Caller, FlightSqlError> {
-        let token = bearer(metadata)?;
+        let token = credentials::bearer(metadata)?;
         Ok(self.access.authorize(token.as_deref(), Resource::Sql)?)
     }
 
@@ -179,39 +179,6 @@ fn to_wire(batch: RecordBatch, wire: &SchemaRef) -> Result<RecordBatch, ArrowErr
     RecordBatch::try_new(wire.clone(), columns)
 }
 
-/// The bearer token of a request, if any. `Basic` credentials are for the
-/// handshake only.
-fn bearer(metadata: &MetadataMap) -> Result<Option<String>, FlightSqlError> {
-    let Some(value) = metadata.get("authorization") else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| FlightSqlError::Auth(crate::auth::AuthError::InvalidToken))?;
-    match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-            Ok(Some(token.trim().to_string()))
-        }
-        _ => Err(FlightSqlError::Auth(crate::auth::AuthError::InvalidToken)),
-    }
-}
-
-/// The token in `Basic` credentials: tools that only know user and
-/// password send the token as the password, with any user name.
-fn basic_password(metadata: &MetadataMap) -> Option<String> {
-    let value = metadata.get("authorization")?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':')
-        .map(|(_, password)| password.to_string())
-}
-
 /// One batch as a Flight data stream.
 fn one_batch(batch: RecordBatch) -> Replies<FlightData> {
     let schema = batch.schema();
@@ -237,9 +204,9 @@ impl FlightSqlService for FlightSql {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Replies<HandshakeResponse>>, Status> {
-        let token = match basic_password(request.metadata()) {
+        let token = match credentials::basic_password(request.metadata()) {
             Some(password) => password,
-            None => bearer(request.metadata())?.ok_or_else(|| {
+            None => credentials::bearer(request.metadata())?.ok_or_else(|| {
                 Status::from(FlightSqlError::Auth(
                     crate::auth::AuthError::Unauthenticated(self.access.needed(Resource::Sql)),
                 ))
