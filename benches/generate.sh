@@ -9,12 +9,9 @@ cd "$(dirname "$0")/.."
 scales=("${@:-province region national}")
 read -r -a scales <<<"${scales[*]}"
 command -v hyperfine >/dev/null || { echo "benches/generate.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
-if [ -n "${OSSERVATORIO_BIN:-}" ]; then
-  bin=$OSSERVATORIO_BIN
-else
-  cargo build --release --locked
-  bin=target/release/osservatorio
-fi
+# shellcheck source=lib.sh
+source "$PWD/benches/lib.sh"
+release_binary "$(pwd)"
 # One line for benches/run.sh's table of ratios, when it asks for it.
 summarise() { [ -z "${BENCH_SUMMARY:-}" ] || printf '%s\t%s\t%s\t%s\n' "$@" >>"$BENCH_SUMMARY"; }
 

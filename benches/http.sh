@@ -49,12 +49,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Binary ----------------------------------------------------------------
-if [ -n "${OSSERVATORIO_BIN:-}" ]; then
-  bin=$(realpath "$OSSERVATORIO_BIN")
-else
-  cargo build --release --locked
-  bin=$root/target/release/osservatorio
-fi
+# shellcheck source=lib.sh
+source "$PWD/benches/lib.sh"
+release_binary "$(pwd)"
 
 # --- Workspace and cleanup ---------------------------------------------------
 work=$(mktemp -d)

@@ -59,17 +59,12 @@ venv=${OSSERVATORIO_NOTEBOOK_VENV:-${CARGO_TARGET_DIR:-$root/target}/notebook-ve
 py=$venv/bin/python
 
 # --- Binary ----------------------------------------------------------------
-if [ -n "${OSSERVATORIO_BIN:-}" ]; then
-  bin=$(realpath "$OSSERVATORIO_BIN")
-else
-  cargo build --release --locked
-  bin=$root/target/release/osservatorio
-fi
+# shellcheck source=lib.sh
+source "$PWD/benches/lib.sh"
+release_binary "$(pwd)"
 
 # --- Workspace and cleanup ---------------------------------------------------
 work=$(mktemp -d)
-# shellcheck source=lib.sh
-source "$root/benches/lib.sh"
 server_pid=
 trap 'stop_serve; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM

@@ -51,12 +51,9 @@ if ! python3 -c 'import duckdb' 2>/dev/null; then
 fi
 
 # --- Binary ----------------------------------------------------------------
-if [ -n "${OSSERVATORIO_BIN:-}" ]; then
-  bin=$(realpath "$OSSERVATORIO_BIN")
-else
-  cargo build --release --locked
-  bin=$root/target/release/osservatorio
-fi
+# shellcheck source=lib.sh
+source "$PWD/benches/lib.sh"
+release_binary "$(pwd)"
 
 # --- Workspace and cleanup ---------------------------------------------------
 work=$(mktemp -d)

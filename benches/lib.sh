@@ -1,6 +1,18 @@
 # Shell functions shared by the benchmark scripts and notebooks/run.sh;
 # source it, don't run it.
 
+# release_binary ROOT: sets bin to $OSSERVATORIO_BIN when given (measuring
+# an existing binary), else builds and uses ROOT's release binary.
+release_binary() {
+  if [ -n "${OSSERVATORIO_BIN:-}" ]; then
+    # A relative path is the caller's, from before the script's `cd`.
+    bin=$(cd "${OLDPWD:-.}" && realpath "$OSSERVATORIO_BIN")
+  else
+    cargo build --release --locked --manifest-path "$1/Cargo.toml"
+    bin=$1/target/release/osservatorio
+  fi
+}
+
 # start_serve LOG [ARG...]: starts `$bin [ARG...] serve` on free loopback
 # ports with its output in LOG, waits until it listens, and sets
 # server_pid, server_url (http://…), flight_uri (grpc://…) and

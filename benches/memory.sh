@@ -32,15 +32,10 @@ rss_goal_mib=${RSS_GOAL_MIB:-1536}
 query_timeout=${QUERY_TIMEOUT:-300s}
 command -v curl >/dev/null || { echo "benches/memory.sh needs curl" >&2; exit 1; }
 
-if [ -n "${OSSERVATORIO_BIN:-}" ]; then
-  bin=$(realpath "$OSSERVATORIO_BIN")
-else
-  cargo build --release --locked
-  bin=$root/target/release/osservatorio
-fi
-
 # shellcheck source=lib.sh
-source "$root/benches/lib.sh"
+source "$PWD/benches/lib.sh"
+release_binary "$(pwd)"
+
 work=$(mktemp -d)
 server_pid=
 sampler_pid=

@@ -14,12 +14,9 @@ scale=${1:-national}
 year=${YEAR:-2024}
 runs=${RUNS:-3}
 command -v hyperfine >/dev/null || { echo "benches/report.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
-if [ -z "${OSSERVATORIO_BIN:-}" ]; then
-  cargo build --release --locked
-  bin=$root/target/release/osservatorio
-else
-  bin=$OSSERVATORIO_BIN
-fi
+# shellcheck source=lib.sh
+source "$PWD/benches/lib.sh"
+release_binary "$(pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # One line for benches/run.sh's table of ratios, when it asks for it.

@@ -119,8 +119,11 @@ impl FlightSql {
             .observatory
             .describe_sql(&statement.sql, statement.params.clone())
             .await?;
-        let fields: Vec<Field> = shape
-            .schema
+        Ok(self.wire(&shape.schema))
+    }
+
+    fn wire(&self, planned: &Schema) -> SchemaRef {
+        let fields: Vec<Field> = planned
             .fields()
             .iter()
             .map(|field| {
@@ -134,17 +137,19 @@ impl FlightSql {
             .collect();
         let row_limit = self.observatory.config().limits.max_rows;
         let metadata = [(ROW_LIMIT_KEY.to_string(), row_limit.to_string())].into();
-        Ok(Arc::new(Schema::new_with_metadata(fields, metadata)))
+        Arc::new(Schema::new_with_metadata(fields, metadata))
     }
 
     /// Runs a statement through the gate and streams its batches in the
     /// announced schema.
     async fn run(&self, statement: Statement) -> Result<Replies<FlightData>, FlightSqlError> {
-        let schema = self.wire_schema(&statement).await?;
         let stream = self
             .observatory
             .sql(&statement.sql, statement.params)
             .await?;
+        // Planned once: the plan's own schema is the one the FlightInfo
+        // announced for the same SQL and values.
+        let schema = self.wire(&stream.planned_schema());
         let wire = schema.clone();
         let batches = stream.map(move |batch| {
             let batch = batch.map_err(|error| {

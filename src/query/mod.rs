@@ -350,6 +350,7 @@ impl QueryEngine {
         deadline: Instant,
     ) -> Result<CappedStream, QueryError> {
         let memory_limit_mib = self.limits.memory_bytes >> 20;
+        let planned_schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let stream = self
             .before(deadline, async {
                 let frame = self
@@ -365,6 +366,7 @@ impl QueryEngine {
             .await?;
         Ok(CappedStream::new(
             stream,
+            planned_schema,
             deadline,
             self.limits.timeout,
             self.limits.max_rows,

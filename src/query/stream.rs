@@ -24,6 +24,7 @@ use super::QueryError;
 pub struct CappedStream {
     inner: SendableRecordBatchStream,
     schema: SchemaRef,
+    planned_schema: SchemaRef,
     deadline: Pin<Box<Sleep>>,
     timeout: Duration,
     remaining: usize,
@@ -35,6 +36,7 @@ pub struct CappedStream {
 impl CappedStream {
     pub(super) fn new(
         inner: SendableRecordBatchStream,
+        planned_schema: SchemaRef,
         deadline: Instant,
         timeout: Duration,
         max_rows: usize,
@@ -42,6 +44,7 @@ impl CappedStream {
     ) -> Self {
         Self {
             schema: inner.schema(),
+            planned_schema,
             inner,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             timeout,
@@ -55,6 +58,13 @@ impl CappedStream {
     /// The schema of the batches, as executed (it may use view types).
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// The schema the plan declared before it ran, as
+    /// [`super::QueryEngine::describe`] gives it: the same for the same SQL
+    /// and parameters, where [`CappedStream::schema`] may use view types.
+    pub fn planned_schema(&self) -> SchemaRef {
+        self.planned_schema.clone()
     }
 
     /// True once rows beyond the cap were seen and dropped. Final only after
