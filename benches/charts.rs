@@ -22,7 +22,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let warehouse = Warehouse::create(dir.path(), std::sync::Arc::new(Dictionary::load()?))?;
+    let warehouse = Warehouse::create(dir.path(), std::sync::Arc::new(Dictionary::load()?)).await?;
     generate(
         &warehouse,
         GenerateOptions {

@@ -104,6 +104,10 @@ target AS (
       AND pt.target_id IN ('operators_trained', 'training_hours')
       AND $district IS NULL
       AND ($province IS NULL OR p.province_code = $province)
+    -- Grouped rather than global: with no totals there is no row, which the
+    -- LEFT JOIN below reads as no target, just as a row of NULLs; and a
+    -- cluster answers a global aggregate under UNION ALL once per partition.
+    GROUP BY pt.project_id
 )
 SELECT
     r.district,

@@ -51,17 +51,17 @@ started AS (
       AND ($province IS NULL OR t.province_code = $province)
 ),
 counted AS (
-    SELECT hours_class, count(*) AS contracts
+    -- One pass gives the classes and the total.
+    SELECT CASE WHEN grouping(hours_class) = 1 THEN '_T' ELSE hours_class END AS hours_class,
+           count(*) AS contracts
     FROM started
-    GROUP BY hours_class
+    GROUP BY GROUPING SETS ((hours_class), ())
 )
-SELECT hours_class, contracts
+SELECT k.hours_class, COALESCE(n.contracts, 0) AS contracts
 FROM (
-    SELECT k.hours_class, COALESCE(n.contracts, 0) AS contracts, k.lower_bound
-    FROM classes k
-    LEFT JOIN counted n ON n.hours_class = k.hours_class
+    SELECT hours_class, lower_bound FROM classes
     UNION ALL
-    SELECT '_T' AS hours_class, count(*) AS contracts, 1000 AS lower_bound
-    FROM started
-) AS t
-ORDER BY lower_bound
+    SELECT '_T', 1000
+) AS k
+LEFT JOIN counted n ON n.hours_class = k.hours_class
+ORDER BY k.lower_bound

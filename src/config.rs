@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::{Access, AggregateAccess, AuthError, TokenRecord};
-use crate::query::QueryLimits;
+use crate::catalog::{CatalogError, Location};
+use crate::query::{Engine, QueryError, QueryLimits};
 use crate::survey::{LonelyPsu, Reliability, SurveyOptions};
 
 /// The data directory used when none is given.
@@ -34,7 +35,7 @@ pub use crate::disclosure::LEGAL_MIN_THRESHOLD as MINIMUM_DISCLOSURE_THRESHOLD;
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub config_file: Option<PathBuf>,
-    pub data_dir: Option<PathBuf>,
+    pub data_dir: Option<String>,
     pub memory_limit: Option<String>,
     pub query_timeout: Option<String>,
     pub max_rows: Option<usize>,
@@ -46,13 +47,15 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub flight_listen: Option<String>,
     pub pseudonym_key: Option<String>,
+    pub engine: Option<String>,
 }
 
 /// The config file's keys, all optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
-    data_dir: Option<PathBuf>,
+    data_dir: Option<String>,
+    engine: Option<String>,
     memory_limit: Option<String>,
     query_timeout: Option<String>,
     max_rows: Option<usize>,
@@ -103,6 +106,10 @@ pub enum ConfigError {
         #[source]
         source: AuthError,
     },
+    #[error("data directory {0}")]
+    DataDir(CatalogError),
+    #[error("{0}")]
+    Engine(QueryError),
     #[error("config file {path}: a token named `{name}` already exists")]
     DuplicateToken { path: String, name: String },
 }
@@ -110,11 +117,14 @@ pub enum ConfigError {
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub data_dir: PathBuf,
+    /// A local directory or `s3://bucket/prefix`.
+    pub data_dir: Location,
     /// True when no flag, variable or file chose the data directory; only then
     /// may a read command fill an empty warehouse with the demo.
     pub data_dir_is_default: bool,
     pub limits: QueryLimits,
+    /// Where user SQL, indicators, charts and the report run.
+    pub engine: Engine,
     /// Where the indicator files are read from.
     pub queries_dir: PathBuf,
     /// Cells with fewer units than this are suppressed, unless an indicator
@@ -179,6 +189,11 @@ impl Config {
         let defaults = QueryLimits::default();
         let data_dir = overrides.data_dir.or(file.data_dir);
         let data_dir_is_default = data_dir.is_none();
+        let data_dir: Location = data_dir
+            .as_deref()
+            .unwrap_or(DEFAULT_DATA_DIR)
+            .parse()
+            .map_err(ConfigError::DataDir)?;
         let memory_bytes = match overrides.memory_limit.or(file.memory_limit) {
             Some(text) => parse_size(&text)?,
             None => defaults.memory_bytes,
@@ -245,8 +260,15 @@ impl Config {
                 lonely_psu,
                 reliability,
             },
-            data_dir: data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir,
             data_dir_is_default,
+            engine: overrides
+                .engine
+                .or(file.engine)
+                .as_deref()
+                .unwrap_or("local")
+                .parse()
+                .map_err(ConfigError::Engine)?,
             limits: QueryLimits {
                 memory_bytes,
                 timeout,
@@ -384,7 +406,7 @@ mod tests {
             ..Overrides::default()
         })
         .unwrap();
-        assert_eq!(config.data_dir, PathBuf::from("/srv/wh"));
+        assert_eq!(config.data_dir, Location::Local(PathBuf::from("/srv/wh")));
         assert!(!config.data_dir_is_default);
         assert_eq!(config.limits.max_rows, 20);
         assert_eq!(config.limits.timeout, Duration::from_secs(5));

@@ -16,6 +16,8 @@
 pub mod auth;
 pub mod catalog;
 pub mod charts;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod disclosure;
 pub mod flight;

@@ -113,7 +113,9 @@ fn logical(schema: &Schema) -> Vec<(String, DataType, bool)> {
 
 #[tokio::test]
 async fn warehouse_schemas_match_the_dictionary() {
-    let warehouse = Warehouse::open(province_warehouse(), dictionary()).unwrap();
+    let warehouse = Warehouse::open(province_warehouse(), dictionary())
+        .await
+        .unwrap();
     for spec in warehouse.dictionary().datasets() {
         let table = warehouse
             .table(&spec.name)
@@ -139,7 +141,9 @@ async fn warehouse_schemas_match_the_dictionary() {
 
 #[tokio::test]
 async fn files_are_zstd_parquet_with_statistics() {
-    let warehouse = Warehouse::open(province_warehouse(), dictionary()).unwrap();
+    let warehouse = Warehouse::open(province_warehouse(), dictionary())
+        .await
+        .unwrap();
     let table = warehouse.table("contracts").await.unwrap().unwrap();
     let uris: Vec<String> = table.get_file_uris().unwrap().collect();
     assert_eq!(uris.len(), 10, "one file per year");

@@ -34,7 +34,7 @@ impl FlightServer {
     async fn start(root: &Path, max_rows: Option<usize>) -> Self {
         let (access, tokens) = tokens_for_every_role(AggregateAccess::Public);
         let config = config(root, |o| o.max_rows = max_rows);
-        let warehouse = Warehouse::open(root, dictionary()).unwrap();
+        let warehouse = Warehouse::open(root, dictionary()).await.unwrap();
         let observatory = Arc::new(Observatory::open(warehouse, config).await.unwrap());
         let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let address = listener.local_addr().unwrap();

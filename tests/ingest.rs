@@ -12,7 +12,7 @@ use osservatorio::ingest::{
 };
 use osservatorio::query::{QueryEngine, QueryLimits};
 
-use crate::support::{copy_dir, dictionary, province_warehouse};
+use crate::support::{block_on, copy_dir, dictionary, province_warehouse};
 
 const KEY: &[u8] = b"test-key-0123456789abcdef";
 const WORKERS: [&str; 4] = [
@@ -47,7 +47,7 @@ fn scratch() -> (tempfile::TempDir, Warehouse) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("warehouse");
     copy_dir(province_warehouse(), &root);
-    let warehouse = Warehouse::open(&root, dictionary()).unwrap();
+    let warehouse = block_on(async move { Warehouse::open(&root, dictionary()).await.unwrap() });
     (dir, warehouse)
 }
 
@@ -83,7 +83,8 @@ async fn rows(warehouse: &Warehouse, sql: &str) -> Vec<String> {
 }
 
 fn version(warehouse: &Warehouse, dataset: &str) -> Option<u64> {
-    warehouse.versions().unwrap()[dataset]
+    let warehouse = warehouse.clone();
+    block_on(async move { warehouse.versions().await.unwrap() })[dataset]
 }
 
 fn ingested_workers(pseudonyms: &Pseudonymizer) -> String {
@@ -139,7 +140,7 @@ async fn every_format_loads_the_same_rows() {
 /// The expected report of one bad file: (line, column, rule).
 async fn assert_rejected(dataset: &str, file: &str, expected: &[(u64, Option<&str>, Rule)]) {
     let (_dir, warehouse) = scratch();
-    let before = warehouse.versions().unwrap();
+    let before = warehouse.versions().await.unwrap();
     let report = load(&warehouse, dataset, &[file], &options())
         .await
         .unwrap();
@@ -157,7 +158,7 @@ async fn assert_rejected(dataset: &str, file: &str, expected: &[(u64, Option<&st
     }
     assert!(report.problems.iter().all(|p| p.file == file));
     assert_eq!(
-        warehouse.versions().unwrap(),
+        warehouse.versions().await.unwrap(),
         before,
         "{file}: the warehouse changed"
     );
@@ -221,7 +222,7 @@ async fn each_bad_file_is_reported_at_its_line_and_column() {
 #[tokio::test]
 async fn unusable_files_are_errors_that_name_file_and_line() {
     let (_dir, warehouse) = scratch();
-    let before = warehouse.versions().unwrap();
+    let before = warehouse.versions().await.unwrap();
     let encoding = load(&warehouse, "workers", &["bad_encoding.csv"], &options())
         .await
         .unwrap_err();
@@ -242,7 +243,7 @@ async fn unusable_files_are_errors_that_name_file_and_line() {
         .await
         .unwrap_err();
     assert!(matches!(reference, IngestError::NotIngestible(_)));
-    assert_eq!(warehouse.versions().unwrap(), before);
+    assert_eq!(warehouse.versions().await.unwrap(), before);
 }
 
 #[tokio::test]
@@ -440,8 +441,8 @@ fn osservatorio(args: &[&str], data_dir: &Path) -> std::process::Output {
 
 #[test]
 fn the_command_line_reports_with_exit_codes_and_quarantines() {
-    let (dir, warehouse) = scratch();
-    let root = warehouse.root().to_path_buf();
+    let (dir, _warehouse) = scratch();
+    let root = dir.path().join("warehouse");
     let input = dir.path().join("workers_mixed.csv");
     std::fs::copy(fixture("bad_date.csv"), &input).unwrap();
     let input_text = input.to_str().unwrap();
@@ -540,7 +541,7 @@ fn the_command_line_reports_with_exit_codes_and_quarantines() {
 #[test]
 fn a_killed_ingest_leaves_the_table_whole() {
     let (dir, warehouse) = scratch();
-    let root = warehouse.root().to_path_buf();
+    let root = dir.path().join("warehouse");
     // A larger export, so that the kill can land during the work.
     let big = dir.path().join("big.csv");
     let en = std::fs::read_to_string(fixture("workers_en.csv")).unwrap();
@@ -572,7 +573,7 @@ fn a_killed_ingest_leaves_the_table_whole() {
         text.push('\n');
     }
     std::fs::write(&big, text).unwrap();
-    let base = warehouse.versions().unwrap()["workers"].unwrap();
+    let base = version(&warehouse, "workers").unwrap();
     let count = |root: &Path| -> i64 {
         let out = osservatorio(
             &["sql", "SELECT count(*) FROM workers", "--format", "csv"],
@@ -614,10 +615,15 @@ fn a_killed_ingest_leaves_the_table_whole() {
         let _ = child.kill();
         let _ = child.wait();
         let now = count(&root);
-        let version = Warehouse::open(&root, dictionary())
-            .unwrap()
-            .versions()
-            .unwrap()["workers"]
+        let reopened = root.clone();
+        let version = block_on(async move {
+            Warehouse::open(&reopened, dictionary())
+                .await
+                .unwrap()
+                .versions()
+                .await
+                .unwrap()
+        })["workers"]
             .unwrap();
         if version == base {
             assert_eq!(now, original, "killed after {delay_ms} ms");

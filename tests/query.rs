@@ -91,7 +91,9 @@ async fn the_timeout_cancels_a_long_query() {
 
 #[tokio::test]
 async fn the_row_cap_cuts_and_marks_the_result() {
-    let warehouse = Warehouse::open(province_warehouse(), dictionary()).unwrap();
+    let warehouse = Warehouse::open(province_warehouse(), dictionary())
+        .await
+        .unwrap();
     let limits = QueryLimits {
         max_rows: 5,
         ..QueryLimits::default()

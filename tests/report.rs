@@ -29,7 +29,7 @@ fn policy() -> Policy {
 }
 
 async fn build(root: &Path, lang: Lang, as_of: &BTreeMap<String, u64>) -> Report {
-    let warehouse = Warehouse::open(root, dictionary()).unwrap();
+    let warehouse = Warehouse::open(root, dictionary()).await.unwrap();
     let engine = QueryEngine::open_as_of(&warehouse, QueryLimits::default(), as_of)
         .await
         .unwrap();
@@ -153,7 +153,7 @@ async fn the_report_is_reproducible_byte_for_byte() {
     }
     // A new version of a table: the report moves on, and the recorded
     // versions rebuild the first one exactly.
-    let warehouse = Warehouse::open(&root, dictionary()).unwrap();
+    let warehouse = Warehouse::open(&root, dictionary()).await.unwrap();
     warehouse
         .write("subsidies", vec![], WriteMode::Append)
         .await
@@ -174,12 +174,14 @@ async fn the_report_is_reproducible_byte_for_byte() {
 async fn report_numbers_equal_the_indicator_api() {
     let report = build(province_warehouse(), Lang::It, &BTreeMap::new()).await;
     let config = Config::resolve(Overrides {
-        data_dir: Some(province_warehouse().to_path_buf()),
+        data_dir: Some(province_warehouse().display().to_string()),
         queries_dir: Some(queries()),
         ..Overrides::default()
     })
     .unwrap();
-    let warehouse = Warehouse::open(province_warehouse(), dictionary()).unwrap();
+    let warehouse = Warehouse::open(province_warehouse(), dictionary())
+        .await
+        .unwrap();
     let observatory = Observatory::open(warehouse, config).await.unwrap();
     let mut csv = csv::Reader::from_reader(report.csv.as_slice());
     let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();

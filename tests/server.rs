@@ -38,7 +38,7 @@ impl TestApp {
 
 pub(crate) fn config(root: &Path, tweak: impl FnOnce(&mut Overrides)) -> Config {
     let mut overrides = Overrides {
-        data_dir: Some(root.to_path_buf()),
+        data_dir: Some(root.display().to_string()),
         queries_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries")),
         ..Overrides::default()
     };
@@ -60,7 +60,7 @@ pub(crate) fn tokens_for_every_role(aggregates: AggregateAccess) -> (Access, Vec
 
 pub(crate) async fn app_with(root: &Path, aggregates: AggregateAccess, config: Config) -> TestApp {
     let (access, tokens) = tokens_for_every_role(aggregates);
-    let warehouse = Warehouse::open(root, dictionary()).unwrap();
+    let warehouse = Warehouse::open(root, dictionary()).await.unwrap();
     let observatory = Arc::new(
         Observatory::open(warehouse, config)
             .await
@@ -497,7 +497,7 @@ async fn etags_answer_304_and_change_with_a_new_table_version() {
     let chart_etag = chart.header(header::ETAG).to_string();
 
     // A table the indicator does not read: same tag.
-    let warehouse = Warehouse::open(&root, dictionary()).unwrap();
+    let warehouse = Warehouse::open(&root, dictionary()).await.unwrap();
     warehouse
         .write("subsidies", vec![], WriteMode::Append)
         .await

@@ -23,7 +23,9 @@ pub fn province_warehouse() -> &'static Path {
         let target = root.clone();
         std::thread::spawn(move || {
             runtime().block_on(async {
-                let warehouse = Warehouse::create(&target, dictionary()).expect("create warehouse");
+                let warehouse = Warehouse::create(&target, dictionary())
+                    .await
+                    .expect("create warehouse");
                 let options = GenerateOptions {
                     scale: Scale::Province,
                     seed: SEED,
@@ -44,6 +46,16 @@ pub fn dictionary() -> Arc<Dictionary> {
     Arc::new(Dictionary::load().expect("dictionary loads"))
 }
 
+/// Runs `future` on a runtime of its own, on a thread of its own, so that
+/// synchronous tests and helpers can await library calls.
+pub fn block_on<T: Send + 'static>(
+    future: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || runtime().block_on(future))
+        .join()
+        .expect("helper thread")
+}
+
 /// A runtime of our own, so fixtures can be built from any test.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -54,7 +66,9 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub async fn engine(root: &Path) -> QueryEngine {
-    let warehouse = Warehouse::open(root, dictionary()).expect("open warehouse");
+    let warehouse = Warehouse::open(root, dictionary())
+        .await
+        .expect("open warehouse");
     QueryEngine::open(&warehouse, QueryLimits::default())
         .await
         .expect("query engine")
@@ -106,7 +120,9 @@ pub fn local_file(uri: &str) -> PathBuf {
 /// Reads the current Parquet files of a table of the shared warehouse
 /// directly, without the query engine, keeping only `columns`.
 pub async fn read_table(name: &str, columns: &[&str]) -> Vec<RecordBatch> {
-    let warehouse = Warehouse::open(province_warehouse(), dictionary()).unwrap();
+    let warehouse = Warehouse::open(province_warehouse(), dictionary())
+        .await
+        .unwrap();
     let table = warehouse.table(name).await.unwrap().unwrap();
     let mut batches = Vec::new();
     for uri in table.get_file_uris().unwrap() {

@@ -5,6 +5,8 @@ mod support;
 
 mod charts;
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod dictionary;
 mod flight;
 mod generate;

@@ -48,7 +48,7 @@ async fn count(warehouse: &Warehouse, table: &str) -> i64 {
 #[tokio::test]
 async fn each_write_is_a_new_version_and_old_versions_stay_readable() {
     let dir = tempfile::tempdir().unwrap();
-    let warehouse = Warehouse::create(dir.path(), dictionary()).unwrap();
+    let warehouse = Warehouse::create(dir.path(), dictionary()).await.unwrap();
     assert!(warehouse.is_empty().await.unwrap());
     assert_eq!(
         warehouse
@@ -93,7 +93,7 @@ async fn each_write_is_a_new_version_and_old_versions_stay_readable() {
 #[tokio::test]
 async fn a_failed_write_leaves_the_previous_version_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let warehouse = Warehouse::create(dir.path(), dictionary()).unwrap();
+    let warehouse = Warehouse::create(dir.path(), dictionary()).await.unwrap();
     warehouse
         .write(
             "desks",
@@ -135,7 +135,7 @@ async fn a_failed_write_leaves_the_previous_version_intact() {
 #[tokio::test]
 async fn an_interrupted_write_is_invisible() {
     let dir = tempfile::tempdir().unwrap();
-    let warehouse = Warehouse::create(dir.path(), dictionary()).unwrap();
+    let warehouse = Warehouse::create(dir.path(), dictionary()).await.unwrap();
     let territories = load_reference_table(dictionary().require("territories").unwrap()).unwrap();
     warehouse
         .write("territories", vec![territories.clone()], WriteMode::Replace)
@@ -177,16 +177,18 @@ async fn an_interrupted_write_is_invisible() {
     );
 }
 
-#[test]
-fn a_foreign_or_missing_directory_is_refused() {
+#[tokio::test]
+async fn a_foreign_or_missing_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("thesis.docx"), b"not ours").unwrap();
-    let error = Warehouse::create(dir.path(), dictionary()).unwrap_err();
+    let error = Warehouse::create(dir.path(), dictionary())
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, CatalogError::ForeignDataDir { .. }),
         "{error}"
     );
-    assert!(Warehouse::open(dir.path(), dictionary()).is_err());
+    assert!(Warehouse::open(dir.path(), dictionary()).await.is_err());
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         1,
@@ -194,7 +196,7 @@ fn a_foreign_or_missing_directory_is_refused() {
     );
 
     let missing = dir.path().join("nowhere");
-    let error = Warehouse::open(&missing, dictionary()).unwrap_err();
+    let error = Warehouse::open(&missing, dictionary()).await.unwrap_err();
     assert!(
         matches!(error, CatalogError::MissingDataDir { .. }),
         "{error}"

@@ -6,6 +6,7 @@
 //! compute indicators or know about HTTP.
 
 mod dictionary;
+mod location;
 mod reference;
 mod warehouse;
 
@@ -13,6 +14,7 @@ pub use dictionary::{
     reference_csv, ColumnSpec, ColumnType, DatasetKind, DatasetSpec, Dictionary, IdentifierKind,
     SurveyDesign, YEAR_COLUMN,
 };
+pub use location::{register_s3_tables, s3_store, Location, ALLOW_HTTP_VARIABLE};
 pub use reference::load_reference_table;
 pub use warehouse::{
     Commit, TableStatus, TableVersions, Warehouse, WriteMode, COMMIT_METADATA_PREFIX,
@@ -54,6 +56,13 @@ pub enum CatalogError {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// The data directory value is not a path or a usable `s3://` URL.
+    #[error("{location}: {reason}")]
+    BadLocation { location: String, reason: String },
+    /// The object store behind the data directory refused or could not be
+    /// reached; `reason` is one line and never quotes a secret.
+    #[error("{location}: {reason}")]
+    Store { location: String, reason: String },
     /// A filesystem error outside the Delta log.
     #[error("{path}: {source}")]
     Io {

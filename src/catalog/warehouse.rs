@@ -1,10 +1,10 @@
-//! The warehouse: one Delta Lake table per dataset under the data directory.
+//! The warehouse: one Delta Lake table per dataset under the data directory,
+//! a local directory or an `s3://` prefix.
 //!
 //! Owns opening, writing (one atomic Delta commit per write), describing and
-//! registering the tables. Nothing else in the crate writes files under the
-//! data directory. It must not interpret the rows it stores.
+//! registering the tables. Nothing else in the crate writes under the data
+//! directory. It must not interpret the rows it stores.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -14,8 +14,12 @@ use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
+use super::location::{register_s3_tables, store_error, Location};
 use super::{CatalogError, DatasetSpec, Dictionary};
 
 /// File that marks a directory as an Osservatorio warehouse, so that a
@@ -64,74 +68,137 @@ pub struct TableStatus {
 }
 
 /// The data directory and the dictionary that describes its tables.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Warehouse {
-    root: PathBuf,
+    location: Location,
+    /// The location as a URL ending in `/`; table `t` is at `t/` under it.
+    url: Url,
+    /// Rooted at the location, for what is not a table: the marker, and the
+    /// log listings that tell versions without reading a log.
+    store: Arc<dyn ObjectStore>,
     dictionary: Arc<Dictionary>,
+}
+
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warehouse")
+            .field("location", &self.location.to_string())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Warehouse {
     /// Opens an existing warehouse for reading.
-    pub fn open(root: &Path, dictionary: Arc<Dictionary>) -> Result<Self, CatalogError> {
-        if !root.is_dir() {
+    pub async fn open(
+        location: impl Into<Location>,
+        dictionary: Arc<Dictionary>,
+    ) -> Result<Self, CatalogError> {
+        let location = location.into();
+        if let Location::Local(root) = &location {
+            if !root.is_dir() {
+                return Err(CatalogError::MissingDataDir {
+                    path: location.to_string(),
+                });
+            }
+        }
+        let warehouse = Self::at(location, dictionary)?;
+        if !warehouse.check_not_foreign().await? {
             return Err(CatalogError::MissingDataDir {
-                path: root.display().to_string(),
+                path: warehouse.location.to_string(),
             });
         }
-        let warehouse = Self::at(root, dictionary)?;
-        warehouse.check_not_foreign()?;
         Ok(warehouse)
     }
 
-    /// Opens a warehouse for writing, creating the directory if needed.
-    pub fn create(root: &Path, dictionary: Arc<Dictionary>) -> Result<Self, CatalogError> {
-        std::fs::create_dir_all(root).map_err(|source| CatalogError::Io {
-            path: root.display().to_string(),
-            source,
-        })?;
-        let warehouse = Self::at(root, dictionary)?;
-        warehouse.check_not_foreign()?;
-        let marker = warehouse.root.join(WAREHOUSE_MARKER);
-        if !marker.exists() {
-            std::fs::write(
-                &marker,
-                "# Osservatorio warehouse: one Delta table per dataset.\nformat = 1\n",
-            )
-            .map_err(|source| CatalogError::Io {
-                path: marker.display().to_string(),
+    /// Opens a warehouse for writing, creating the directory (or marking the
+    /// prefix) if needed.
+    pub async fn create(
+        location: impl Into<Location>,
+        dictionary: Arc<Dictionary>,
+    ) -> Result<Self, CatalogError> {
+        let location = location.into();
+        if let Location::Local(root) = &location {
+            std::fs::create_dir_all(root).map_err(|source| CatalogError::Io {
+                path: root.display().to_string(),
                 source,
             })?;
         }
+        let warehouse = Self::at(location, dictionary)?;
+        if !warehouse.check_not_foreign().await? {
+            let marker = StorePath::from(WAREHOUSE_MARKER);
+            let text = "# Osservatorio warehouse: one Delta table per dataset.\nformat = 1\n";
+            warehouse
+                .store
+                .put(&marker, PutPayload::from_static(text.as_bytes()))
+                .await
+                .map_err(|e| warehouse.store_error(&e))?;
+        }
         Ok(warehouse)
     }
 
-    fn at(root: &Path, dictionary: Arc<Dictionary>) -> Result<Self, CatalogError> {
-        let root = std::path::absolute(root).map_err(|source| CatalogError::Io {
-            path: root.display().to_string(),
-            source,
-        })?;
-        Ok(Self { root, dictionary })
+    fn at(location: Location, dictionary: Arc<Dictionary>) -> Result<Self, CatalogError> {
+        let location = match location {
+            Location::Local(root) => Location::Local(std::path::absolute(&root).map_err(
+                |source| CatalogError::Io {
+                    path: root.display().to_string(),
+                    source,
+                },
+            )?),
+            remote => remote,
+        };
+        if matches!(location, Location::S3(_)) {
+            register_s3_tables();
+        }
+        Ok(Self {
+            url: location.url()?,
+            store: location.store()?,
+            location,
+            dictionary,
+        })
     }
 
-    fn check_not_foreign(&self) -> Result<(), CatalogError> {
-        if self.root.join(WAREHOUSE_MARKER).exists() {
-            return Ok(());
+    /// True if the marker is there; false if the location is empty; an
+    /// error if it holds something else. This is also the first request to
+    /// a remote store, so it is where a missing bucket or bad credentials
+    /// show.
+    async fn check_not_foreign(&self) -> Result<bool, CatalogError> {
+        match self.store.head(&StorePath::from(WAREHOUSE_MARKER)).await {
+            Ok(_) => return Ok(true),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.store_error(&e)),
         }
-        let mut entries = std::fs::read_dir(&self.root).map_err(|source| CatalogError::Io {
-            path: self.root.display().to_string(),
-            source,
-        })?;
-        if entries.next().is_some() {
+        let mut entries = self.store.list(None);
+        if entries
+            .try_next()
+            .await
+            .map_err(|e| self.store_error(&e))?
+            .is_some()
+        {
             return Err(CatalogError::ForeignDataDir {
-                path: self.root.display().to_string(),
+                path: self.location.to_string(),
                 marker: WAREHOUSE_MARKER,
             });
         }
-        Ok(())
+        Ok(false)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    fn store_error(&self, error: &object_store::Error) -> CatalogError {
+        store_error(&self.location.to_string(), error)
+    }
+
+    /// Where the warehouse is, as given (an absolute path or an `s3://` URL).
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The URL of a dataset's table directory, ending in `/`.
+    pub fn table_url(&self, name: &str) -> Result<Url, CatalogError> {
+        self.url
+            .join(&format!("{name}/"))
+            .map_err(|e| CatalogError::BadLocation {
+                location: self.location.to_string(),
+                reason: e.to_string(),
+            })
     }
 
     pub fn dictionary(&self) -> &Dictionary {
@@ -140,30 +207,30 @@ impl Warehouse {
 
     /// True when no dataset has been written yet.
     pub async fn is_empty(&self) -> Result<bool, CatalogError> {
-        // A committed table has at least one JSON entry in its log; reading
-        // the logs themselves is not needed to know that.
-        let committed = |name: &str| {
-            std::fs::read_dir(self.root.join(name).join("_delta_log")).is_ok_and(|entries| {
-                entries.flatten().any(|e| {
-                    let name = e.file_name();
-                    let name = name.to_string_lossy();
-                    name.ends_with(".json") && name.starts_with(|c: char| c.is_ascii_digit())
-                })
-            })
-        };
-        Ok(!self
-            .dictionary
-            .datasets()
-            .iter()
-            .any(|spec| committed(&spec.name)))
+        Ok(self.versions().await?.values().all(Option::is_none))
     }
 
-    fn table_url(&self, name: &str) -> Result<Url, CatalogError> {
-        let dir = self.root.join(name);
-        Url::from_directory_path(&dir).map_err(|()| CatalogError::Io {
-            path: dir.display().to_string(),
-            source: std::io::Error::other("not an absolute path"),
-        })
+    /// The latest committed version of a table, from the names of the
+    /// entries in its log, without reading them.
+    async fn latest_version(&self, name: &str) -> Result<Option<u64>, CatalogError> {
+        let log = StorePath::from(name).clone().join("_delta_log");
+        let listing = match self.store.list_with_delimiter(Some(&log)).await {
+            Ok(listing) => listing,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.store_error(&e)),
+        };
+        Ok(listing
+            .objects
+            .iter()
+            .filter_map(|object| {
+                object
+                    .location
+                    .filename()?
+                    .strip_suffix(".json")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max())
     }
 
     async fn load(&self, name: &str) -> Result<DeltaTable, CatalogError> {
@@ -179,7 +246,7 @@ impl Warehouse {
     /// The dataset's Delta table at its latest version, `None` if never written.
     pub async fn table(&self, name: &str) -> Result<Option<DeltaTable>, CatalogError> {
         self.dictionary.require(name)?;
-        if !self.root.join(name).join("_delta_log").is_dir() {
+        if self.latest_version(name).await?.is_none() {
             return Ok(None);
         }
         let table = self.load(name).await?;
@@ -217,10 +284,12 @@ impl Warehouse {
         } else {
             batches
         };
-        std::fs::create_dir_all(self.root.join(name)).map_err(|source| CatalogError::Io {
-            path: self.root.join(name).display().to_string(),
-            source,
-        })?;
+        if let Location::Local(root) = &self.location {
+            std::fs::create_dir_all(root.join(name)).map_err(|source| CatalogError::Io {
+                path: root.join(name).display().to_string(),
+                source,
+            })?;
+        }
         let delta_err = |source: DeltaTableError| CatalogError::Delta {
             dataset: name.to_string(),
             source,
@@ -285,7 +354,6 @@ impl Warehouse {
 
     /// Every commit of a table, newest first.
     pub async fn history(&self, name: &str) -> Result<Vec<Commit>, CatalogError> {
-        use futures::TryStreamExt;
         let Some(table) = self.table(name).await? else {
             return Ok(Vec::new());
         };
@@ -350,29 +418,17 @@ impl Warehouse {
     /// The current version of every dataset, `None` if never written, read
     /// from the names in each Delta log without parsing it, so it is cheap
     /// enough to poll.
-    pub fn versions(&self) -> Result<TableVersions, CatalogError> {
-        let mut versions = TableVersions::new();
-        for spec in self.dictionary.datasets() {
-            let log = self.root.join(&spec.name).join("_delta_log");
-            let latest = match std::fs::read_dir(&log) {
-                Ok(entries) => entries
-                    .flatten()
-                    .filter_map(|e| {
-                        let name = e.file_name();
-                        name.to_str()?.strip_suffix(".json")?.parse::<u64>().ok()
-                    })
-                    .max(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(source) => {
-                    return Err(CatalogError::Io {
-                        path: log.display().to_string(),
-                        source,
-                    })
-                }
-            };
-            versions.insert(spec.name.clone(), latest);
-        }
-        Ok(versions)
+    pub async fn versions(&self) -> Result<TableVersions, CatalogError> {
+        let names: Vec<&str> = self
+            .dictionary
+            .datasets()
+            .iter()
+            .map(|spec| spec.name.as_str())
+            .collect();
+        let latest =
+            futures::future::try_join_all(names.iter().map(|name| self.latest_version(name)))
+                .await?;
+        Ok(names.into_iter().map(str::to_string).zip(latest).collect())
     }
 
     /// Registers every dataset under its name and returns the version of each
@@ -401,16 +457,8 @@ impl Warehouse {
                 source,
             };
             let provider: Arc<dyn datafusion::catalog::TableProvider> =
-                match self.table(&spec.name).await? {
-                    Some(mut table) => {
-                        if let Some(version) = as_of.get(&spec.name) {
-                            table.load_version(*version).await.map_err(|source| {
-                                CatalogError::Delta {
-                                    dataset: spec.name.clone(),
-                                    source,
-                                }
-                            })?;
-                        }
+                match self.table_as_of(&spec.name, as_of).await? {
+                    Some(table) => {
                         versions.insert(spec.name.clone(), table.version());
                         table
                             .update_datafusion_session(&ctx.state())
@@ -428,6 +476,161 @@ impl Warehouse {
                         )
                     }
                 };
+            ctx.register_table(spec.name.as_str(), provider)
+                .map_err(register_err)?;
+        }
+        Ok(versions)
+    }
+}
+
+impl Warehouse {
+    /// The dataset's table at the version `as_of` names for it, else at its
+    /// latest; `None` if never written.
+    async fn table_as_of(
+        &self,
+        name: &str,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Option<DeltaTable>, CatalogError> {
+        let Some(mut table) = self.table(name).await? else {
+            return Ok(None);
+        };
+        if let Some(version) = as_of.get(name) {
+            table
+                .load_version(*version)
+                .await
+                .map_err(|source| CatalogError::Delta {
+                    dataset: name.to_string(),
+                    source,
+                })?;
+        }
+        Ok(Some(table))
+    }
+
+    /// Like [`Warehouse::register_as_of`], but each table is a plain
+    /// Parquet listing of exactly the files of its snapshot, with the
+    /// partition value of each file as a constant column. Such tables can
+    /// be shipped to other processes (a Ballista cluster) inside a plan,
+    /// which a Delta provider cannot, and they read the same rows.
+    pub async fn register_files_as_of(
+        &self,
+        ctx: &SessionContext,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<TableVersions, CatalogError> {
+        use datafusion::datasource::empty::EmptyTable;
+        use datafusion::datasource::file_format::parquet::ParquetFormat;
+        use datafusion::datasource::listing::{
+            ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+        };
+        use datafusion::datasource::{provider_as_source, ViewTable};
+        use datafusion::logical_expr::LogicalPlanBuilder;
+        use datafusion::prelude::{col, lit, Expr};
+        use datafusion::scalar::ScalarValue;
+
+        for name in as_of.keys() {
+            self.dictionary.require(name)?;
+        }
+        let mut versions = TableVersions::new();
+        for spec in self.dictionary.datasets() {
+            let register_err = |source| CatalogError::Register {
+                dataset: spec.name.clone(),
+                source,
+            };
+            let delta_err = |source| CatalogError::Delta {
+                dataset: spec.name.clone(),
+                source,
+            };
+            let schema = spec.arrow_schema();
+            let table = self.table_as_of(&spec.name, as_of).await?;
+            versions.insert(
+                spec.name.clone(),
+                table.as_ref().and_then(DeltaTable::version),
+            );
+            // Files grouped by their partition value (one group, `None`, for
+            // an unpartitioned table).
+            let partition = spec.partition_columns().into_iter().next();
+            let mut groups: std::collections::BTreeMap<Option<String>, Vec<ListingTableUrl>> =
+                Default::default();
+            if let Some(table) = &table {
+                let table_url = self.table_url(&spec.name)?;
+                for file in table.snapshot().map_err(delta_err)?.log_data().iter() {
+                    let value = partition
+                        .as_ref()
+                        .and_then(|column| file.partition_values_map().remove(column).flatten());
+                    let url = table_url
+                        .join(file.object_store_path().as_ref())
+                        .map_err(|e| CatalogError::BadLocation {
+                            location: self.location.to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    groups
+                        .entry(value)
+                        .or_default()
+                        .push(ListingTableUrl::parse(url.as_str()).map_err(register_err)?);
+                }
+            }
+            let file_schema = Arc::new(arrow::datatypes::Schema::new(
+                schema
+                    .fields()
+                    .iter()
+                    .filter(|f| Some(f.name()) != partition.as_ref())
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ));
+            let mut branches = Vec::new();
+            for (value, files) in groups {
+                let listing = ListingTable::try_new(
+                    ListingTableConfig::new_with_multi_paths(files)
+                        .with_listing_options(ListingOptions::new(Arc::new(
+                            ParquetFormat::default(),
+                        )))
+                        .with_schema(file_schema.clone()),
+                )
+                .map_err(register_err)?;
+                let columns: Vec<Expr> = schema
+                    .fields()
+                    .iter()
+                    .map(|field| {
+                        if Some(field.name()) == partition.as_ref() {
+                            let typed = match &value {
+                                Some(text) => ScalarValue::Utf8(Some(text.clone()))
+                                    .cast_to(field.data_type())
+                                    .map_err(register_err)?,
+                                None => ScalarValue::try_from(field.data_type())
+                                    .map_err(register_err)?,
+                            };
+                            Ok(lit(typed).alias(field.name()))
+                        } else {
+                            Ok(col(format!("\"{}\"", field.name())))
+                        }
+                    })
+                    .collect::<Result<_, CatalogError>>()?;
+                branches.push(
+                    LogicalPlanBuilder::scan(
+                        spec.name.as_str(),
+                        provider_as_source(Arc::new(listing)),
+                        None,
+                    )
+                    .and_then(|scan| scan.project(columns))
+                    .map_err(register_err)?
+                    .build()
+                    .map_err(register_err)?,
+                );
+            }
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = match branches.len() {
+                0 => Arc::new(EmptyTable::new(schema.clone())),
+                1 => Arc::new(ViewTable::new(branches.remove(0), None)),
+                // One flat union: a nested one would be as deep as the
+                // years, and every planning step recurses through it.
+                _ => Arc::new(ViewTable::new(
+                    datafusion::logical_expr::LogicalPlan::Union(
+                        datafusion::logical_expr::Union::try_new_with_loose_types(
+                            branches.into_iter().map(Arc::new).collect(),
+                        )
+                        .map_err(register_err)?,
+                    ),
+                    None,
+                )),
+            };
             ctx.register_table(spec.name.as_str(), provider)
                 .map_err(register_err)?;
         }

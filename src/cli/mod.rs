@@ -3,6 +3,8 @@
 //! Owns the mapping from arguments to library calls and from results to the
 //! terminal. It must not hold logic that a test of the library cannot reach.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod datasets;
 mod records;
 mod report_command;
@@ -30,9 +32,13 @@ use osservatorio::query::{write_batches, OutputFormat, QueryEngine};
 #[derive(Debug, Parser)]
 #[command(name = "osservatorio", version, about)]
 pub struct Cli {
-    /// Warehouse directory (default ./data).
+    /// Warehouse: a directory (default ./data) or s3://bucket/prefix, with
+    /// credentials and endpoint from the AWS_* variables.
     #[arg(long, global = true, env = "OSSERVATORIO_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    data_dir: Option<String>,
+    /// Where SQL runs: `local` (default) or `ballista://HOST:PORT`.
+    #[arg(long, global = true, env = "OSSERVATORIO_ENGINE")]
+    engine: Option<String>,
     /// TOML config file with data_dir, memory_limit, query_timeout, max_rows.
     #[arg(long, global = true, env = "OSSERVATORIO_CONFIG")]
     config: Option<PathBuf>,
@@ -214,6 +220,56 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Run a Ballista scheduler: the cluster's entry point for
+    /// `--engine ballista://HOST:PORT`.
+    #[cfg(feature = "cluster")]
+    Scheduler {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: String,
+        /// Host name that executors and clients use, if not the bind address.
+        #[arg(long)]
+        advertise: Option<String>,
+    },
+    /// Run a Ballista executor that takes work from a scheduler. The memory
+    /// limit (--memory-limit) is shared by its running tasks.
+    #[cfg(feature = "cluster")]
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long)]
+        scheduler: String,
+        /// Address and port that serve results to clients and executors.
+        #[arg(long, default_value = "127.0.0.1:50060")]
+        bind: String,
+        /// Host name that others use, if not the bind address.
+        #[arg(long)]
+        advertise: Option<String>,
+        /// Tasks at once (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        concurrent_tasks: usize,
+        /// Directory of shuffle and spill files (default: a temporary one).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+    /// Serve a directory as an S3-compatible store on loopback, accepting
+    /// only the key in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. For
+    /// trying things and tests; not for production.
+    #[cfg(feature = "cluster")]
+    LocalS3 {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// Buckets to create if missing (repeatable).
+        #[arg(long = "bucket")]
+        buckets: Vec<String>,
+    },
+    /// A whole cluster on this machine.
+    #[cfg(feature = "cluster")]
+    Cluster {
+        #[command(subcommand)]
+        action: cluster::ClusterAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +328,7 @@ impl Cli {
         let config = Config::resolve(Overrides {
             config_file: self.config,
             data_dir: self.data_dir,
+            engine: self.engine,
             memory_limit: self.memory_limit,
             query_timeout: self.timeout,
             max_rows: self.max_rows,
@@ -296,6 +353,44 @@ impl Cli {
         match self.command {
             Command::Generate { scale, seed } => run_generate(&config, &scale, seed).await,
             Command::Serve { .. } => run_serve(config).await,
+            #[cfg(feature = "cluster")]
+            Command::Scheduler { bind, advertise } => {
+                cluster::run_scheduler(&config, &bind, advertise).await
+            }
+            #[cfg(feature = "cluster")]
+            Command::Executor {
+                scheduler,
+                bind,
+                advertise,
+                concurrent_tasks,
+                work_dir,
+            } => {
+                cluster::run_executor(
+                    &config,
+                    scheduler,
+                    &bind,
+                    advertise,
+                    concurrent_tasks,
+                    work_dir,
+                )
+                .await
+            }
+            #[cfg(feature = "cluster")]
+            Command::LocalS3 {
+                root,
+                listen,
+                buckets,
+            } => cluster::run_local_s3(&root, &listen, &buckets).await,
+            #[cfg(feature = "cluster")]
+            Command::Cluster {
+                action:
+                    cluster::ClusterAction::Up {
+                        executors,
+                        dir,
+                        scale,
+                        base_port,
+                    },
+            } => cluster::cluster_up(&config, executors, &dir, &scale, base_port).await,
             Command::Token {
                 action: TokenAction::Create { role, name },
             } => create_token(&config, role, &name),
@@ -398,7 +493,8 @@ fn progress_bar(what: &str) -> ProgressBar {
 
 async fn run_generate(config: &Config, scale: &str, seed: u64) -> Result<()> {
     let scale: Scale = scale.parse()?;
-    let warehouse = Warehouse::create(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
+    let warehouse =
+        Warehouse::create(&config.data_dir, std::sync::Arc::new(Dictionary::load()?)).await?;
     let bar = progress_bar("generate");
     let started = std::time::Instant::now();
     let summary = generate::generate(&warehouse, GenerateOptions { scale, seed }, &bar).await?;
@@ -407,7 +503,7 @@ async fn run_generate(config: &Config, scale: &str, seed: u64) -> Result<()> {
     eprintln!(
         "generated the {} observatory (seed {seed}) in {}: {rows} rows in {} tables",
         scale.as_str(),
-        warehouse.root().display(),
+        warehouse.location(),
         summary.rows.len()
     );
     tracing::info!(
@@ -425,7 +521,7 @@ async fn open(config: &Config) -> Result<Warehouse> {
     if generated {
         eprintln!(
             "note: the warehouse in {} was empty, so it now holds the province-scale demo (Cremona, seed {}); run `osservatorio generate` to choose another",
-            warehouse.root().display(),
+            warehouse.location(),
             generate::DEMO_SEED
         );
     }
@@ -435,9 +531,14 @@ async fn open(config: &Config) -> Result<Warehouse> {
 /// Opens the warehouse and the indicator catalog, checking every indicator.
 async fn open_indicators(config: &Config) -> Result<(QueryEngine, IndicatorCatalog)> {
     let warehouse = open(config).await?;
-    let engine = QueryEngine::open(&warehouse, config.limits)
-        .await?
-        .with_survey_options(config.survey);
+    let engine = QueryEngine::open_on(
+        &warehouse,
+        config.limits,
+        &config.engine,
+        &Default::default(),
+    )
+    .await?
+    .with_survey_options(config.survey);
     let catalog =
         IndicatorCatalog::load(&config.queries_dir, &engine, config.disclosure_threshold).await?;
     Ok((engine, catalog))
@@ -533,7 +634,7 @@ async fn run_sql(
     }
     let versions = parse_as_of(as_of)?;
     let warehouse = open(config).await?;
-    let engine = QueryEngine::open_as_of(&warehouse, config.limits, &versions)
+    let engine = QueryEngine::open_on(&warehouse, config.limits, &config.engine, &versions)
         .await?
         .with_survey_options(config.survey);
     let result = engine.run(&sql).await?;

@@ -37,7 +37,8 @@ pub(super) async fn run_ingest(
     let pseudonymizer =
         Pseudonymizer::new(key.expose().as_bytes()).ok_or(ingest::IngestError::ShortKey)?;
     // An existing warehouse only: its reference tables check the rows.
-    let warehouse = Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
+    let warehouse =
+        Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?)).await?;
     let bar = progress_bar("ingest");
     let report = ingest::ingest(&warehouse, dataset, files, options, &pseudonymizer, &bar).await?;
     bar.finish_and_clear();
@@ -56,7 +57,8 @@ pub(super) async fn run_ingest(
 }
 
 pub(super) async fn run_history(config: &Config, dataset: &str, json: bool) -> Result<()> {
-    let warehouse = Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
+    let warehouse =
+        Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?)).await?;
     let commits = warehouse.history(dataset).await?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -128,7 +130,8 @@ pub(super) async fn run_history(config: &Config, dataset: &str, json: bool) -> R
 }
 
 pub(super) async fn run_erase(config: &Config, person: &str) -> Result<()> {
-    let warehouse = Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?))?;
+    let warehouse =
+        Warehouse::open(&config.data_dir, std::sync::Arc::new(Dictionary::load()?)).await?;
     let erased = ingest::erase(&warehouse, person).await?;
     if erased.is_empty() {
         bail!("no dataset has rows of {person}");

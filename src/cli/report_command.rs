@@ -19,7 +19,7 @@ pub(super) async fn run_report(
 ) -> Result<()> {
     let versions = parse_as_of(as_of)?;
     let warehouse = open(config).await?;
-    let engine = QueryEngine::open_as_of(&warehouse, config.limits, &versions)
+    let engine = QueryEngine::open_on(&warehouse, config.limits, &config.engine, &versions)
         .await?
         .with_survey_options(config.survey);
     let catalog =

@@ -69,6 +69,8 @@ fn query_mapping(error: &QueryError) -> (Code, bool) {
         QueryError::Invalid(_) | QueryError::Execution(_) => (Code::InvalidArgument, true),
         QueryError::ResourcesExhausted { .. } => (Code::ResourceExhausted, true),
         QueryError::Timeout(_) => (Code::DeadlineExceeded, true),
+        QueryError::Cluster { .. } => (Code::Unavailable, false),
+        QueryError::BadEngine(_) => (Code::Internal, false),
         QueryError::Catalog(catalog) => catalog_mapping(catalog),
     }
 }
@@ -76,7 +78,9 @@ fn query_mapping(error: &QueryError) -> (Code, bool) {
 fn catalog_mapping(error: &CatalogError) -> (Code, bool) {
     match error {
         CatalogError::UnknownDataset { .. } => (Code::NotFound, true),
-        CatalogError::Dictionary { .. }
+        CatalogError::Store { .. } => (Code::Unavailable, false),
+        CatalogError::BadLocation { .. }
+        | CatalogError::Dictionary { .. }
         | CatalogError::Reference { .. }
         | CatalogError::ForeignDataDir { .. }
         | CatalogError::MissingDataDir { .. }

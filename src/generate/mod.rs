@@ -209,13 +209,13 @@ pub const DEMO_SEED: u64 = 1;
 /// one and holds no table yet, first fills it with the province-scale demo
 /// and returns `true`, so a fresh clone works with no set-up.
 pub async fn open_or_bootstrap(
-    data_dir: &std::path::Path,
+    data_dir: &crate::catalog::Location,
     data_dir_is_default: bool,
     progress: &ProgressBar,
 ) -> Result<(Warehouse, bool), GenerateError> {
     let dictionary = std::sync::Arc::new(dictionary().clone());
     if data_dir_is_default {
-        let warehouse = Warehouse::create(data_dir, dictionary)?;
+        let warehouse = Warehouse::create(data_dir, dictionary).await?;
         if warehouse.is_empty().await? {
             let options = GenerateOptions {
                 scale: Scale::Province,
@@ -226,5 +226,5 @@ pub async fn open_or_bootstrap(
         }
         return Ok((warehouse, false));
     }
-    Ok((Warehouse::open(data_dir, dictionary)?, false))
+    Ok((Warehouse::open(data_dir, dictionary).await?, false))
 }

@@ -108,7 +108,7 @@ pub struct Observatory {
 impl std::fmt::Debug for Observatory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Observatory")
-            .field("warehouse", &self.warehouse.root())
+            .field("warehouse", &self.warehouse.location().to_string())
             .finish_non_exhaustive()
     }
 }
@@ -148,7 +148,7 @@ impl Observatory {
     /// cache; returns true if it did. On failure the old snapshot stays.
     pub async fn refresh(&self) -> Result<bool, ObservatoryError> {
         let _one_at_a_time = self.reload.lock().await;
-        let on_disk = self.warehouse.versions()?;
+        let on_disk = self.warehouse.versions().await?;
         if &on_disk == self.snapshot().versions() {
             return Ok(false);
         }
@@ -470,9 +470,14 @@ async fn load_snapshot(
     warehouse: &Warehouse,
     config: &Config,
 ) -> Result<Snapshot, ObservatoryError> {
-    let engine = QueryEngine::open(warehouse, config.limits)
-        .await?
-        .with_survey_options(config.survey);
+    let engine = QueryEngine::open_on(
+        warehouse,
+        config.limits,
+        &config.engine,
+        &Default::default(),
+    )
+    .await?
+    .with_survey_options(config.survey);
     let catalog =
         IndicatorCatalog::load(&config.queries_dir, &engine, config.disclosure_threshold).await?;
     let choices = page::Choices::load(&engine).await?;

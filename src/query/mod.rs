@@ -51,6 +51,48 @@ impl Default for QueryLimits {
 const SKIP_PARTIAL_RATIO_VARIABLE: &str =
     "DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD";
 
+/// Where user SQL runs: in this process, or on an Apache Ballista cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Engine {
+    #[default]
+    Local,
+    /// The scheduler's `host:port`.
+    Ballista(String),
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Engine::Local => f.write_str("local"),
+            Engine::Ballista(scheduler) => write!(f, "ballista://{scheduler}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = QueryError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            QueryError::BadEngine(format!(
+                "`{text}`: the engine is `local` or `ballista://HOST:PORT`"
+            ))
+        };
+        if text == "local" {
+            return Ok(Engine::Local);
+        }
+        let address = text.strip_prefix("ballista://").ok_or_else(bad)?;
+        let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+        if host.is_empty() || port.parse::<u16>().is_err() || address.contains('/') {
+            return Err(bad());
+        }
+        Ok(Engine::Ballista(address.to_string()))
+    }
+}
+
+#[cfg(feature = "cluster")]
+const REPARTITION_AGGREGATIONS_VARIABLE: &str = "DATAFUSION_OPTIMIZER_REPARTITION_AGGREGATIONS";
+
 /// What a query returns and what it needs, known before it runs.
 #[derive(Debug, Clone)]
 pub struct QueryShape {
@@ -93,6 +135,12 @@ pub enum QueryError {
     /// The query failed while running.
     #[error("{0}")]
     Execution(DataFusionError),
+    /// The engine setting is malformed, or names an engine this build lacks.
+    #[error("engine {0}")]
+    BadEngine(String),
+    /// The cluster could not be reached or refused the session.
+    #[error("the cluster at {scheduler}: {reason}")]
+    Cluster { scheduler: String, reason: String },
     /// The warehouse could not be opened or registered.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -149,30 +197,65 @@ impl QueryEngine {
         Ok(engine)
     }
 
+    /// A session on `engine` over `warehouse`, with the tables named in
+    /// `as_of` at the version given. On a cluster the tables are listings
+    /// of each snapshot's files, so results name the same versions as here.
+    pub async fn open_on(
+        warehouse: &Warehouse,
+        limits: QueryLimits,
+        engine: &Engine,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Self, QueryError> {
+        match engine {
+            Engine::Local => Self::open_as_of(warehouse, limits, as_of).await,
+            Engine::Ballista(scheduler) => {
+                let mut engine = Self::remote(limits, scheduler).await?;
+                engine.versions = warehouse.register_files_as_of(&engine.ctx, as_of).await?;
+                Ok(engine)
+            }
+        }
+    }
+
+    #[cfg(feature = "cluster")]
+    async fn remote(limits: QueryLimits, scheduler: &str) -> Result<Self, QueryError> {
+        let mut config = session_config()?;
+        // With aggregations repartitioned by key, Ballista 55 answered a
+        // global aggregate under UNION ALL once per shuffle partition
+        // (duplicate `_T` totals) and never finished the survey estimators'
+        // grouped aggregation. Finishing each aggregate in one partition
+        // gives every indicator exactly the local result; operators may
+        // turn it back on with the variable.
+        if std::env::var_os(REPARTITION_AGGREGATIONS_VARIABLE).is_none() {
+            config.options_mut().optimizer.repartition_aggregations = false;
+        }
+        let ctx = crate::cluster::remote_context(scheduler, config)
+            .await
+            .map_err(|e| QueryError::Cluster {
+                scheduler: scheduler.to_string(),
+                reason: e.to_string(),
+            })?;
+        crate::survey::register(&ctx, crate::survey::SurveyOptions::default());
+        Ok(Self {
+            ctx,
+            limits,
+            versions: TableVersions::new(),
+        })
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    async fn remote(_limits: QueryLimits, scheduler: &str) -> Result<Self, QueryError> {
+        Err(QueryError::BadEngine(format!(
+            "ballista://{scheduler}: this build has no cluster support; build with `--features cluster`"
+        )))
+    }
+
     /// A session with no tables, with the same limits; used by tests of the gate.
     pub fn empty(limits: QueryLimits) -> Result<Self, QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()
             .map_err(QueryError::Execution)?;
-        // Operators may tune the engine with DataFusion's own environment
-        // variables (DATAFUSION_EXECUTION_TARGET_PARTITIONS=4, …); user SQL
-        // cannot, since the gate refuses SET.
-        let mut config = SessionConfig::from_env().map_err(QueryError::Execution)?;
-        // Grouping by person identifiers barely shrinks rows in a partial
-        // aggregation; skipping it sooner than DataFusion's default (0.8)
-        // saved about a fifth of the national indicator suite (see
-        // benches/RESULTS.md).
-        if std::env::var_os(SKIP_PARTIAL_RATIO_VARIABLE).is_none() {
-            config
-                .options_mut()
-                .execution
-                .skip_partial_aggregation_probe_ratio_threshold = 0.5;
-        }
-        let config = config
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("osservatorio", "public");
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let ctx = SessionContext::new_with_config_rt(session_config()?, runtime);
         crate::survey::register(&ctx, crate::survey::SurveyOptions::default());
         Ok(Self {
             ctx,
@@ -395,4 +478,26 @@ fn read_only_options() -> SQLOptions {
 
 fn strip_context(error: &DataFusionError) -> String {
     error.find_root().to_string()
+}
+
+/// The session settings of every engine, local or on a cluster.
+pub(crate) fn session_config() -> Result<SessionConfig, QueryError> {
+    // Operators may tune the engine with DataFusion's own environment
+    // variables (DATAFUSION_EXECUTION_TARGET_PARTITIONS=4, …); user SQL
+    // cannot, since the gate refuses SET.
+    let mut config = SessionConfig::from_env().map_err(QueryError::Execution)?;
+    // Grouping by person identifiers barely shrinks rows in a partial
+    // aggregation; skipping it sooner than DataFusion's default (0.8)
+    // saved about a fifth of the national indicator suite (see
+    // benches/RESULTS.md).
+    if std::env::var_os(SKIP_PARTIAL_RATIO_VARIABLE).is_none() {
+        config
+            .options_mut()
+            .execution
+            .skip_partial_aggregation_probe_ratio_threshold = 0.5;
+    }
+    let config = config
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("osservatorio", "public");
+    Ok(config)
 }

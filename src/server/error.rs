@@ -79,6 +79,14 @@ const INTERNAL: Mapping = Mapping {
     public: false,
 };
 
+/// The object store or the cluster is down: worth retrying, and the
+/// details (addresses) stay in the server log.
+const UNAVAILABLE: Mapping = Mapping {
+    status: StatusCode::SERVICE_UNAVAILABLE,
+    slug: "backend_unavailable",
+    public: false,
+};
+
 fn query_mapping(error: &QueryError) -> Mapping {
     match error {
         QueryError::NotReadOnly(_) => client(StatusCode::BAD_REQUEST, "not_read_only"),
@@ -91,6 +99,8 @@ fn query_mapping(error: &QueryError) -> Mapping {
             client(StatusCode::SERVICE_UNAVAILABLE, "resources_exhausted")
         }
         QueryError::Timeout(_) => client(StatusCode::GATEWAY_TIMEOUT, "timeout"),
+        QueryError::Cluster { .. } => UNAVAILABLE,
+        QueryError::BadEngine(_) => INTERNAL,
         QueryError::Catalog(catalog) => catalog_mapping(catalog),
     }
 }
@@ -100,9 +110,11 @@ fn query_mapping(error: &QueryError) -> Mapping {
 fn indicator_query_mapping(error: &QueryError) -> Mapping {
     match error {
         QueryError::ResourcesExhausted { .. } | QueryError::Timeout(_) => query_mapping(error),
+        QueryError::Cluster { .. } | QueryError::Catalog(CatalogError::Store { .. }) => UNAVAILABLE,
         QueryError::NotReadOnly(_)
         | QueryError::Invalid(_)
         | QueryError::Execution(_)
+        | QueryError::BadEngine(_)
         | QueryError::Catalog(_) => INTERNAL,
     }
 }
@@ -110,7 +122,9 @@ fn indicator_query_mapping(error: &QueryError) -> Mapping {
 fn catalog_mapping(error: &CatalogError) -> Mapping {
     match error {
         CatalogError::UnknownDataset { .. } => client(StatusCode::NOT_FOUND, "unknown_dataset"),
-        CatalogError::Dictionary { .. }
+        CatalogError::Store { .. } => UNAVAILABLE,
+        CatalogError::BadLocation { .. }
+        | CatalogError::Dictionary { .. }
         | CatalogError::Reference { .. }
         | CatalogError::ForeignDataDir { .. }
         | CatalogError::MissingDataDir { .. }

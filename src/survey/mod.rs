@@ -10,4 +10,4 @@ pub mod estimators;
 mod sql;
 
 pub use estimators::{Design, DesignRow, Estimate, LonelyPsu, Reliability, SurveyError};
-pub use sql::{register, SurveyOptions};
+pub use sql::{functions, register, SurveyOptions};

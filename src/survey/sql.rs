@@ -35,9 +35,18 @@ pub struct SurveyOptions {
 
 /// Registers the four estimators in `ctx`, replacing earlier ones.
 pub fn register(ctx: &SessionContext, options: SurveyOptions) {
-    for kind in [Kind::Mean, Kind::Total, Kind::Proportion, Kind::Ratio] {
-        ctx.register_udaf(AggregateUDF::from(SurveyEstimator::new(kind, options)));
+    for function in functions(options) {
+        ctx.register_udaf(function);
     }
+}
+
+/// The estimators as functions, for sessions built elsewhere (the
+/// scheduler and executors of a cluster look them up by name).
+pub fn functions(options: SurveyOptions) -> Vec<AggregateUDF> {
+    [Kind::Mean, Kind::Total, Kind::Proportion, Kind::Ratio]
+        .into_iter()
+        .map(|kind| AggregateUDF::from(SurveyEstimator::new(kind, options)))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,510 @@
+//! Beyond one machine: the warehouse in an S3-compatible store on loopback,
+//! driven through the binary as an operator would, and queries on a
+//! Ballista scheduler with executors started in this process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use osservatorio::catalog::Warehouse;
+use osservatorio::cluster::{
+    start_scheduler, ExecutorHandle, ExecutorOptions, LocalS3, Scheduler, SchedulerOptions,
+};
+use osservatorio::indicators::IndicatorCatalog;
+use osservatorio::query::{Engine, QueryEngine, QueryError, QueryLimits};
+use osservatorio::survey::SurveyOptions;
+
+use crate::indicators::{params, queries_dir};
+use crate::support::{dictionary, province_warehouse};
+
+const ACCESS_KEY: &str = "observatory-test";
+const SECRET_KEY: &str = "a-secret-that-must-never-be-printed";
+
+/// A store on port 0 over a temporary directory, with one bucket.
+async fn store(bucket: &str) -> (tempfile::TempDir, LocalS3) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalS3::start(
+        dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+        ACCESS_KEY,
+        SECRET_KEY,
+    )
+    .await
+    .unwrap();
+    store.create_bucket(bucket).unwrap();
+    (dir, store)
+}
+
+/// The binary with the store's endpoint and key, and no other AWS setting.
+fn osservatorio(endpoint: &str, secret: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osservatorio"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") || key.starts_with("OSSERVATORIO_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env(
+            "OSSERVATORIO_PSEUDONYM_KEY",
+            "a-key-of-at-least-sixteen-bytes",
+        );
+    command
+}
+
+/// Runs a command on a thread of its own, so that the store, served by
+/// this test's runtime, keeps answering meanwhile.
+async fn output(mut command: Command) -> Output {
+    tokio::task::spawn_blocking(move || command.output().expect("run osservatorio"))
+        .await
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+async fn succeed(endpoint: &str, args: &[&str]) -> String {
+    let result = output(osservatorio(endpoint, SECRET_KEY, args)).await;
+    assert!(result.status.success(), "{args:?}: {}", text(&result));
+    String::from_utf8_lossy(&result.stdout).into_owned()
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ingest")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_works_on_a_warehouse_in_an_s3_store() {
+    let (_dir, store) = store("obs").await;
+    let endpoint = store.endpoint();
+    let data = "s3://obs/regione/warehouse";
+    let sql = |query: &'static str| ["--data-dir", data, "sql", "--format", "csv", query];
+
+    succeed(
+        &endpoint,
+        &["--data-dir", data, "generate", "--scale", "province"],
+    )
+    .await;
+    let workers = succeed(&endpoint, &sql("SELECT count(*) AS n FROM workers")).await;
+    let listing = succeed(&endpoint, &["--data-dir", data, "datasets"]).await;
+    assert!(listing.contains("contracts"), "{listing}");
+
+    // Ingest, history and time travel.
+    succeed(
+        &endpoint,
+        &[
+            "--data-dir",
+            data,
+            "ingest",
+            "workers",
+            &fixture("workers_it.csv"),
+        ],
+    )
+    .await;
+    let history = succeed(&endpoint, &["--data-dir", data, "history", "workers"]).await;
+    assert!(history.contains("workers_it.csv"), "{history}");
+    let after = succeed(&endpoint, &sql("SELECT count(*) AS n FROM workers")).await;
+    assert_ne!(after, workers, "the ingest added rows");
+    let before = succeed(
+        &endpoint,
+        &[
+            "--data-dir",
+            data,
+            "sql",
+            "--format",
+            "csv",
+            "--as-of",
+            "workers=0",
+            "SELECT count(*) AS n FROM workers",
+        ],
+    )
+    .await;
+    assert_eq!(before, workers, "version 0 is the generated table");
+
+    // An indicator, a chart and the report read the store too.
+    let indicator = succeed(
+        &endpoint,
+        &[
+            "--data-dir",
+            data,
+            "indicator",
+            "contracts_started_by_year",
+            "--format",
+            "csv",
+        ],
+    )
+    .await;
+    assert!(indicator.lines().count() > 2, "{indicator}");
+    let out = tempfile::tempdir().unwrap();
+    let chart = out.path().join("chart.svg");
+    succeed(
+        &endpoint,
+        &[
+            "--data-dir",
+            data,
+            "chart",
+            "contracts_started_by_year",
+            "--out",
+            chart.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(std::fs::read_to_string(&chart).unwrap().contains("<svg"));
+
+    // Erase a person the ingest brought in.
+    let person = succeed(
+        &endpoint,
+        &sql("SELECT worker_id FROM workers ORDER BY worker_id LIMIT 1"),
+    )
+    .await;
+    let person = person.lines().nth(1).unwrap().trim().to_string();
+    succeed(
+        &endpoint,
+        &["--data-dir", data, "erase", "--person", &person],
+    )
+    .await;
+    let left = succeed(
+        &endpoint,
+        &[
+            "--data-dir",
+            data,
+            "sql",
+            "--format",
+            "csv",
+            &format!("SELECT count(*) AS n FROM workers WHERE worker_id = '{person}'"),
+        ],
+    )
+    .await;
+    assert_eq!(left.lines().nth(1), Some("0"), "{left}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ingests_into_one_s3_table_both_commit_once() {
+    let (_dir, store) = store("obs").await;
+    let endpoint = store.endpoint();
+    let data = "s3://obs/wh";
+    succeed(
+        &endpoint,
+        &["--data-dir", data, "generate", "--scale", "province"],
+    )
+    .await;
+    let count = |endpoint: String| async move {
+        let csv = succeed(
+            &endpoint,
+            &[
+                "--data-dir",
+                data,
+                "sql",
+                "--format",
+                "csv",
+                "SELECT count(*) FROM households",
+            ],
+        )
+        .await;
+        csv.lines().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    let base = count(endpoint.clone()).await;
+    let first = output(osservatorio(
+        &endpoint,
+        SECRET_KEY,
+        &[
+            "--data-dir",
+            data,
+            "ingest",
+            "households",
+            &fixture("households_it.csv"),
+        ],
+    ));
+    let second = output(osservatorio(
+        &endpoint,
+        SECRET_KEY,
+        &[
+            "--data-dir",
+            data,
+            "ingest",
+            "--force",
+            "households",
+            &fixture("households_it.csv"),
+        ],
+    ));
+    let (first, second) = tokio::join!(first, second);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(second.status.success(), "{}", text(&second));
+    let history = succeed(
+        &endpoint,
+        &["--data-dir", data, "history", "households", "--json"],
+    )
+    .await;
+    let commits: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let commits = commits.as_array().unwrap();
+    let versions: std::collections::BTreeSet<u64> = commits
+        .iter()
+        .map(|c| c["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions.len(), commits.len(), "one commit per version");
+    assert_eq!(
+        versions,
+        (0..=2).collect(),
+        "generate, then one commit per ingest"
+    );
+    let rows_per_file = {
+        let csv = std::fs::read_to_string(fixture("households_it.csv")).unwrap();
+        csv.lines().skip(1).filter(|l| !l.trim().is_empty()).count() as u64
+    };
+    assert_eq!(count(endpoint).await, base + 2 * rows_per_file);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_failures_are_one_line_errors_naming_the_url() {
+    let (_dir, store) = store("obs").await;
+    let endpoint = store.endpoint();
+    let cases = [
+        (
+            endpoint.clone(),
+            SECRET_KEY,
+            "s3://nosuchbucket/wh",
+            "the bucket does not exist",
+        ),
+        (
+            endpoint.clone(),
+            "a-wrong-secret",
+            "s3://obs/wh",
+            "refused the credentials",
+        ),
+        (
+            "http://127.0.0.1:9".to_string(),
+            SECRET_KEY,
+            "s3://obs/wh",
+            "cannot reach",
+        ),
+        (
+            "http://store.example.org:9000".to_string(),
+            SECRET_KEY,
+            "s3://obs/wh",
+            "only on loopback",
+        ),
+    ];
+    for (endpoint, secret, url, expected) in cases {
+        let result = output(osservatorio(
+            &endpoint,
+            secret,
+            &["--data-dir", url, "sql", "SELECT 1"],
+        ))
+        .await;
+        let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+        assert!(!result.status.success(), "{url}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(url) && stderr.contains(expected),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(secret), "the secret leaked: {stderr}");
+    }
+}
+
+/// A scheduler and executors in this process, each on port 0.
+struct Cluster {
+    scheduler: Scheduler,
+    executors: Vec<ExecutorHandle>,
+    _work: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start(executors: usize) -> Self {
+        let scheduler = start_scheduler(SchedulerOptions {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            advertised_host: None,
+            executor_timeout: Duration::from_secs(6),
+            survey: SurveyOptions::default(),
+        })
+        .await
+        .unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let executors = (0..executors)
+            .map(|i| {
+                ExecutorHandle::start(ExecutorOptions {
+                    scheduler: scheduler.address.to_string(),
+                    bind: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+                    advertised_host: None,
+                    concurrent_tasks: 2,
+                    memory_bytes: 512 << 20,
+                    work_dir: work.path().join(format!("executor-{i}")),
+                    survey: SurveyOptions::default(),
+                })
+                .unwrap()
+            })
+            .collect();
+        Self {
+            scheduler,
+            executors,
+            _work: work,
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::Ballista(self.scheduler.address.to_string())
+    }
+}
+
+/// Rows as text, sorted, with numbers compared to nine significant digits:
+/// sums may add in another order on another engine.
+fn rows(batch: &RecordBatch) -> Vec<Vec<String>> {
+    let options = arrow::util::display::FormatOptions::default().with_null("∅");
+    let formatters: Vec<_> = batch
+        .columns()
+        .iter()
+        .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+        .collect();
+    let mut rows: Vec<Vec<String>> = (0..batch.num_rows())
+        .map(|row| {
+            formatters
+                .iter()
+                .map(|f| {
+                    let cell = f.value(row).to_string();
+                    match cell.parse::<f64>() {
+                        Ok(number) if cell.contains('.') || cell.contains('e') => {
+                            format!("{number:.9e}")
+                        }
+                        _ => cell,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_indicator_gives_the_same_result_on_the_cluster() {
+    let cluster = Cluster::start(2).await;
+    let warehouse = Warehouse::open(province_warehouse(), dictionary())
+        .await
+        .unwrap();
+    let limits = QueryLimits::default();
+    let local = QueryEngine::open(&warehouse, limits).await.unwrap();
+    let remote = QueryEngine::open_on(&warehouse, limits, &cluster.engine(), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(local.versions(), remote.versions());
+    let catalog = IndicatorCatalog::load(&queries_dir(), &local, 5)
+        .await
+        .unwrap();
+    // Indicators are planned once, on the engine that runs them.
+    let remote_catalog = IndicatorCatalog::load(&queries_dir(), &remote, 5)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir(queries_dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count();
+    assert_eq!(catalog.indicators().len(), files, "one indicator per file");
+    for indicator in catalog.indicators() {
+        let id = &indicator.spec.id;
+        let here = catalog.run(&local, id, &params(&[])).await.unwrap();
+        let there = remote_catalog
+            .run(&remote, id, &params(&[]))
+            .await
+            .unwrap_or_else(|e| panic!("{id} on the cluster: {e}"));
+        assert!(here.num_rows() > 0, "{id}");
+        assert_eq!(rows(&here.batch), rows(&there.batch), "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_holds_on_the_cluster() {
+    let cluster = Cluster::start(1).await;
+    let warehouse = Warehouse::open(province_warehouse(), dictionary())
+        .await
+        .unwrap();
+    let limits = QueryLimits {
+        max_rows: 10,
+        timeout: Duration::from_secs(3),
+        ..QueryLimits::default()
+    };
+    let remote = QueryEngine::open_on(&warehouse, limits, &cluster.engine(), &Default::default())
+        .await
+        .unwrap();
+    for hostile in [
+        "DROP TABLE workers",
+        "CREATE TABLE x AS SELECT * FROM workers",
+        "INSERT INTO workers SELECT * FROM workers",
+        "COPY (SELECT * FROM workers) TO '/tmp/osservatorio-leak.csv'",
+        "SET datafusion.execution.batch_size = 1",
+        "CREATE EXTERNAL TABLE y STORED AS CSV LOCATION '/etc/passwd'",
+    ] {
+        let error = remote.run(hostile).await.unwrap_err();
+        assert!(
+            matches!(error, QueryError::NotReadOnly(_)),
+            "{hostile}: {error:?}"
+        );
+    }
+    let capped = remote.run("SELECT * FROM contracts").await.unwrap();
+    assert!(capped.truncated);
+    assert_eq!(capped.num_rows(), 10);
+    let slow =
+        "SELECT sum(length(a.worker_id || b.worker_id)) FROM contracts a CROSS JOIN contracts b";
+    let error = remote.run(slow).await.unwrap_err();
+    assert!(matches!(error, QueryError::Timeout(_)), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_survives_or_fails_cleanly_when_an_executor_dies() {
+    let mut cluster = Cluster::start(2).await;
+    let warehouse = Warehouse::open(province_warehouse(), dictionary())
+        .await
+        .unwrap();
+    let limits = QueryLimits {
+        timeout: Duration::from_secs(120),
+        ..QueryLimits::default()
+    };
+    let remote = QueryEngine::open_on(&warehouse, limits, &cluster.engine(), &Default::default())
+        .await
+        .unwrap();
+    let heavy = "SELECT count(*) AS n FROM (SELECT a.worker_id FROM contracts a JOIN contracts b ON a.household_id = b.household_id CROSS JOIN (SELECT 1 FROM contracts LIMIT 60) c) t";
+    let expected = QueryEngine::open(&warehouse, limits)
+        .await
+        .unwrap()
+        .run(heavy)
+        .await
+        .unwrap();
+    let running = {
+        let remote = remote.clone();
+        tokio::spawn(async move { remote.run(heavy).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.executors.remove(0).kill();
+    match running.await.unwrap() {
+        Ok(result) => assert_eq!(rows(&result.batches[0]), rows(&expected.batches[0])),
+        Err(error) => {
+            let message = error.to_string();
+            assert!(
+                !message.trim().is_empty() && message.len() < 2000,
+                "{message}"
+            );
+        }
+    }
+    let next = remote.run("SELECT count(*) FROM workers").await.unwrap();
+    assert_eq!(next.num_rows(), 1);
+}
