@@ -8,7 +8,7 @@
 #
 # Usage: benches/http.sh [--scale province|region|national]   (default province)
 # Environment:
-#   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked`
+#   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked --features cluster`
 #   ROUNDS             interleaved rounds per server (default 3); the median counts
 #   THREADS, CONNECTIONS, DURATION   wrk's -t, -c, -d (default 2, 32, 10s)
 # Needs curl, wrk and nginx; wrk and nginx are installed with apt-get when

@@ -14,7 +14,7 @@
 #
 # Usage: benches/indicators.sh [--scale province|region|national]   (default province)
 # Environment:
-#   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked`
+#   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked --features cluster`
 #   RUNS, WARMUP       hyperfine's --runs and --warmup (default 10 and 1)
 #   ROUNDS             rounds of the warm comparison (default 10)
 #   SEED               seed of `osservatorio generate` (default 1)

@@ -9,7 +9,7 @@
 #
 # Usage: benches/ingest.sh
 # Environment:
-#   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked`
+#   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked --features cluster`
 #   ROWS               rows of the generated export (default 1000000)
 #   RUNS, WARMUP       hyperfine's --runs and --warmup (default 5 and 1)
 #   SEED               seed of benches/make_ingest_csv.py (default 1)

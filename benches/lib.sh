@@ -8,7 +8,7 @@ release_binary() {
     # A relative path is the caller's, from before the script's `cd`.
     bin=$(cd "${OLDPWD:-.}" && realpath "$OSSERVATORIO_BIN")
   else
-    cargo build --release --locked --manifest-path "$1/Cargo.toml"
+    cargo build --release --locked --features cluster --manifest-path "$1/Cargo.toml"
     bin=$1/target/release/osservatorio
   fi
 }

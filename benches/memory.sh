@@ -8,7 +8,7 @@
 #
 # Usage: benches/memory.sh [--scale province|region|national]   (default national)
 # Environment:
-#   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked`
+#   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked --features cluster`
 #   MEMORY_LIMIT       the pool (default 1GiB); RSS_GOAL_MIB (default 1536)
 #   QUERY_TIMEOUT      the server's query time limit (default 300s)
 # Needs curl.

@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 done
 export RUNS=${RUNS:-3} ROUNDS=${ROUNDS:-5}
 
-cargo build --release --locked
+cargo build --release --locked --features cluster
 export OSSERVATORIO_BIN=$root/target/release/osservatorio
 BENCH_SUMMARY=$(mktemp)
 export BENCH_SUMMARY

@@ -22,7 +22,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r notebooks/requirements.txt
 
-cargo build --locked --quiet --bin osservatorio
+cargo build --locked --quiet --features cluster --bin osservatorio
 bin=$target/debug/osservatorio
 # shellcheck source=../benches/lib.sh
 source "$repo/benches/lib.sh"
