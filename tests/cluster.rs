@@ -482,7 +482,7 @@ async fn a_query_survives_or_fails_cleanly_when_an_executor_dies() {
     let remote = QueryEngine::open_on(&warehouse, limits, &cluster.engine(), &Default::default())
         .await
         .unwrap();
-    let heavy = "SELECT count(*) AS n FROM (SELECT a.worker_id FROM contracts a JOIN contracts b ON a.household_id = b.household_id CROSS JOIN (SELECT 1 FROM contracts LIMIT 60) c) t";
+    let heavy = "SELECT count(*) AS n FROM (SELECT a.worker_id FROM contracts a JOIN contracts b ON a.household_id = b.household_id CROSS JOIN (SELECT 1 FROM contracts LIMIT 20) c) t";
     let expected = QueryEngine::open(&warehouse, limits)
         .await
         .unwrap()
@@ -507,4 +507,147 @@ async fn a_query_survives_or_fails_cleanly_when_an_executor_dies() {
     }
     let next = remote.run("SELECT count(*) FROM workers").await.unwrap();
     assert_eq!(next.num_rows(), 1);
+}
+
+/// Stops `cluster up` as Ctrl-C would, so that it stops its processes.
+struct Interrupt(std::process::Child);
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cluster up` starts a store, a scheduler and two executors as processes
+/// of this binary and loads the demo; the exports it prints are all that
+/// `sql`, `report` and `serve` need to work on the cluster and the store.
+#[test]
+fn a_local_cluster_comes_up_and_serves_every_front_end() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let base_port = 10_000 + (std::process::id() % 20_000) as u16;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osservatorio"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") || key.starts_with("OSSERVATORIO_") {
+            command.env_remove(key);
+        }
+    }
+    let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+    let mut up = Interrupt(
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["cluster", "up", "--executors", "2", "--base-port"])
+            .arg(base_port.to_string())
+            .arg("--dir")
+            .arg(dir.path().join("cluster"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let mut exports = Vec::new();
+    for line in BufReader::new(up.0.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some((key, value)) = line
+            .trim()
+            .strip_prefix("export ")
+            .and_then(|l| l.split_once('='))
+        {
+            exports.push((key.to_string(), value.to_string()));
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let log = || std::fs::read_to_string(dir.path().join("up.log")).unwrap_or_default();
+    assert!(
+        exports
+            .iter()
+            .any(|(k, v)| k == "OSSERVATORIO_ENGINE" && v.starts_with("ballista://")),
+        "exports {exports:?}, log {}",
+        log()
+    );
+    let run = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_osservatorio"));
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("OSSERVATORIO_CONFIG")
+            .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(args);
+        command
+    };
+    let count = "SELECT count(*) AS n FROM contracts WHERE year = 2024";
+    let on_cluster = run(&["sql", "--format", "csv", count]).output().unwrap();
+    assert!(on_cluster.status.success(), "{}", text(&on_cluster));
+    let locally = run(&["--engine", "local", "sql", "--format", "csv", count])
+        .output()
+        .unwrap();
+    assert_eq!(on_cluster.stdout, locally.stdout);
+    let n: u64 = String::from_utf8_lossy(&on_cluster.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n > 0);
+
+    let report = dir.path().join("report");
+    // Generous: this test shares two cores with the rest of the suite.
+    let made = run(&[
+        "--timeout",
+        "300s",
+        "report",
+        "--year",
+        "2024",
+        "--out",
+        report.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    assert!(report.join("report.html").is_file());
+
+    let mut serve = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--flight-listen",
+        "127.0.0.1:0",
+    ])
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (mut address, mut token) = (None, None);
+    for line in BufReader::new(serve.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("serving the observatory at http://") {
+            address = Some(url.trim_end_matches('/').to_string());
+        }
+        if let Some(found) = line.trim().strip_prefix("osv_") {
+            token = Some(format!("osv_{found}"));
+            break;
+        }
+    }
+    let (address, token) = (
+        address.expect("serve prints its URL"),
+        token.expect("and a token"),
+    );
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "POST /api/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{count}",
+        count.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let _ = serve.wait();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(&n.to_string()), "{reply}");
 }
