@@ -105,7 +105,8 @@ for round in $(seq 1 "$rounds"); do
       "$bin" --data-dir "$data" --engine "$url" sql "SELECT 1" --format csv >/dev/null
     done
     overhead[$key]+="$(echo "($(now) - $start_time) / 5" | bc -l) "
-    echo "round $round $key: suite ${suite[$key]##* }" >&2
+    last=(${suite[$key]})
+    echo "round $round $key: suite ${last[-1]} s" >&2
   done
 done
 

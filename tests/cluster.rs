@@ -20,6 +20,10 @@ use crate::indicators::{params, queries_dir};
 use crate::support::{dictionary, province_warehouse};
 
 const ACCESS_KEY: &str = "observatory-test";
+
+/// One of these tests at a time: each starts several servers, and a
+/// Ballista job slowed by the others past its time limit proves nothing.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const SECRET_KEY: &str = "a-secret-that-must-never-be-printed";
 
 /// A store on port 0 over a temporary directory, with one bucket.
@@ -165,6 +169,23 @@ async fn every_command_works_on_a_warehouse_in_an_s3_store() {
     )
     .await;
     assert!(std::fs::read_to_string(&chart).unwrap().contains("<svg"));
+    let report = out.path().join("report");
+    succeed(
+        &endpoint,
+        &[
+            "--data-dir",
+            data,
+            "--timeout",
+            "300s",
+            "report",
+            "--year",
+            "2024",
+            "--out",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(report.join("report.html").is_file());
 
     // Erase a person the ingest brought in.
     let person = succeed(
@@ -271,6 +292,7 @@ async fn concurrent_ingests_into_one_s3_table_both_commit_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_failures_are_one_line_errors_naming_the_url() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (_dir, store) = store("obs").await;
     let endpoint = store.endpoint();
     let cases = [
@@ -329,7 +351,7 @@ impl Cluster {
         let scheduler = start_scheduler(SchedulerOptions {
             bind: "127.0.0.1:0".parse().unwrap(),
             advertised_host: None,
-            executor_timeout: Duration::from_secs(6),
+            executor_timeout: Duration::from_secs(10),
             survey: SurveyOptions::default(),
         })
         .await
@@ -392,11 +414,15 @@ fn rows(batch: &RecordBatch) -> Vec<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_indicator_gives_the_same_result_on_the_cluster() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(2).await;
     let warehouse = Warehouse::open(province_warehouse(), dictionary())
         .await
         .unwrap();
-    let limits = QueryLimits::default();
+    let limits = QueryLimits {
+        timeout: Duration::from_secs(180),
+        ..QueryLimits::default()
+    };
     let local = QueryEngine::open(&warehouse, limits).await.unwrap();
     let remote = QueryEngine::open_on(&warehouse, limits, &cluster.engine(), &Default::default())
         .await
@@ -434,6 +460,7 @@ async fn every_indicator_gives_the_same_result_on_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_holds_on_the_cluster() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(1).await;
     let warehouse = Warehouse::open(province_warehouse(), dictionary())
         .await
@@ -471,6 +498,7 @@ async fn the_gate_holds_on_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_survives_or_fails_cleanly_when_an_executor_dies() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut cluster = Cluster::start(2).await;
     let warehouse = Warehouse::open(province_warehouse(), dictionary())
         .await
@@ -523,9 +551,10 @@ impl Drop for Interrupt {
 
 /// `cluster up` starts a store, a scheduler and two executors as processes
 /// of this binary and loads the demo; the exports it prints are all that
-/// `sql`, `report` and `serve` need to work on the cluster and the store.
+/// `sql` and `serve` need to work on the cluster and the store.
 #[test]
 fn a_local_cluster_comes_up_and_serves_every_front_end() {
+    let _turn = ONE_AT_A_TIME.blocking_lock();
     use std::io::{BufRead, BufReader, Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let base_port = 10_000 + (std::process::id() % 20_000) as u16;
@@ -593,22 +622,6 @@ fn a_local_cluster_comes_up_and_serves_every_front_end() {
         .parse()
         .unwrap();
     assert!(n > 0);
-
-    let report = dir.path().join("report");
-    // Generous: this test shares two cores with the rest of the suite.
-    let made = run(&[
-        "--timeout",
-        "300s",
-        "report",
-        "--year",
-        "2024",
-        "--out",
-        report.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(made.status.success(), "{}", text(&made));
-    assert!(report.join("report.html").is_file());
 
     let mut serve = run(&[
         "serve",

@@ -447,43 +447,54 @@ impl Warehouse {
         ctx: &SessionContext,
         as_of: &std::collections::BTreeMap<String, u64>,
     ) -> Result<TableVersions, CatalogError> {
+        self.register(ctx, as_of, TableForm::Delta).await
+    }
+
+    /// Like [`Warehouse::register_as_of`], but each table is a plain
+    /// Parquet listing of exactly the files of its snapshot, with the
+    /// partition value of each file as a constant column. Such tables can
+    /// be shipped to other processes (a Ballista cluster) inside a plan,
+    /// which a Delta provider cannot, and they read the same rows.
+    pub async fn register_files_as_of(
+        &self,
+        ctx: &SessionContext,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<TableVersions, CatalogError> {
+        self.register(ctx, as_of, TableForm::SnapshotFiles).await
+    }
+
+    async fn register(
+        &self,
+        ctx: &SessionContext,
+        as_of: &std::collections::BTreeMap<String, u64>,
+        form: TableForm,
+    ) -> Result<TableVersions, CatalogError> {
         for name in as_of.keys() {
             self.dictionary.require(name)?;
         }
         let mut versions = TableVersions::new();
         for spec in self.dictionary.datasets() {
-            let register_err = |source| CatalogError::Register {
-                dataset: spec.name.clone(),
-                source,
+            let table = self.table_as_of(&spec.name, as_of).await?;
+            versions.insert(
+                spec.name.clone(),
+                table.as_ref().and_then(DeltaTable::version),
+            );
+            let provider = match form {
+                TableForm::Delta => delta_provider(ctx, spec, table).await?,
+                TableForm::SnapshotFiles => {
+                    let table_url = self.table_url(&spec.name)?;
+                    files_provider(spec, table, &table_url)?
+                }
             };
-            let provider: Arc<dyn datafusion::catalog::TableProvider> =
-                match self.table_as_of(&spec.name, as_of).await? {
-                    Some(table) => {
-                        versions.insert(spec.name.clone(), table.version());
-                        table
-                            .update_datafusion_session(&ctx.state())
-                            .map_err(|source| CatalogError::Delta {
-                                dataset: spec.name.clone(),
-                                source,
-                            })?;
-                        table.table_provider().await.map_err(register_err)?
-                    }
-                    None => {
-                        versions.insert(spec.name.clone(), None);
-                        Arc::new(
-                            MemTable::try_new(spec.arrow_schema(), vec![vec![]])
-                                .map_err(register_err)?,
-                        )
-                    }
-                };
             ctx.register_table(spec.name.as_str(), provider)
-                .map_err(register_err)?;
+                .map_err(|source| CatalogError::Register {
+                    dataset: spec.name.clone(),
+                    source,
+                })?;
         }
         Ok(versions)
     }
-}
 
-impl Warehouse {
     /// The dataset's table at the version `as_of` names for it, else at its
     /// latest; `None` if never written.
     async fn table_as_of(
@@ -505,137 +516,147 @@ impl Warehouse {
         }
         Ok(Some(table))
     }
+}
 
-    /// Like [`Warehouse::register_as_of`], but each table is a plain
-    /// Parquet listing of exactly the files of its snapshot, with the
-    /// partition value of each file as a constant column. Such tables can
-    /// be shipped to other processes (a Ballista cluster) inside a plan,
-    /// which a Delta provider cannot, and they read the same rows.
-    pub async fn register_files_as_of(
-        &self,
-        ctx: &SessionContext,
-        as_of: &std::collections::BTreeMap<String, u64>,
-    ) -> Result<TableVersions, CatalogError> {
-        use datafusion::datasource::empty::EmptyTable;
-        use datafusion::datasource::file_format::parquet::ParquetFormat;
-        use datafusion::datasource::listing::{
-            ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-        };
-        use datafusion::datasource::{provider_as_source, ViewTable};
-        use datafusion::logical_expr::LogicalPlanBuilder;
-        use datafusion::prelude::{col, lit, Expr};
-        use datafusion::scalar::ScalarValue;
+/// How a session sees the warehouse's tables.
+#[derive(Debug, Clone, Copy)]
+enum TableForm {
+    /// deltalake's own providers: file skipping from the log's statistics.
+    Delta,
+    /// Parquet listings of each snapshot's files, which a plan can carry
+    /// to another process.
+    SnapshotFiles,
+}
 
-        for name in as_of.keys() {
-            self.dictionary.require(name)?;
+/// The table's Delta provider, or an empty table with the dictionary's
+/// schema for a dataset never written.
+async fn delta_provider(
+    ctx: &SessionContext,
+    spec: &DatasetSpec,
+    table: Option<DeltaTable>,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>, CatalogError> {
+    let register_err = |source| CatalogError::Register {
+        dataset: spec.name.clone(),
+        source,
+    };
+    let Some(table) = table else {
+        return Ok(Arc::new(
+            MemTable::try_new(spec.arrow_schema(), vec![vec![]]).map_err(register_err)?,
+        ));
+    };
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|source| CatalogError::Delta {
+            dataset: spec.name.clone(),
+            source,
+        })?;
+    table.table_provider().await.map_err(register_err)
+}
+
+/// A view over the files of the table's snapshot: one Parquet listing per
+/// partition value, the value added as a constant column, all united.
+fn files_provider(
+    spec: &DatasetSpec,
+    table: Option<DeltaTable>,
+    table_url: &Url,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>, CatalogError> {
+    use datafusion::datasource::empty::EmptyTable;
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    use datafusion::datasource::{provider_as_source, ViewTable};
+    use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, Union};
+    use datafusion::prelude::{col, lit, Expr};
+    use datafusion::scalar::ScalarValue;
+
+    let register_err = |source| CatalogError::Register {
+        dataset: spec.name.clone(),
+        source,
+    };
+    let schema = spec.arrow_schema();
+    let partition = spec.partition_columns().into_iter().next();
+    // Files grouped by their partition value (one group, `None`, for an
+    // unpartitioned table).
+    let mut groups: std::collections::BTreeMap<Option<String>, Vec<ListingTableUrl>> =
+        Default::default();
+    if let Some(table) = &table {
+        let snapshot = table.snapshot().map_err(|source| CatalogError::Delta {
+            dataset: spec.name.clone(),
+            source,
+        })?;
+        for file in snapshot.log_data().iter() {
+            let value = partition
+                .as_ref()
+                .and_then(|column| file.partition_values_map().remove(column).flatten());
+            let url = table_url
+                .join(file.object_store_path().as_ref())
+                .map_err(|e| CatalogError::BadLocation {
+                    location: table_url.to_string(),
+                    reason: e.to_string(),
+                })?;
+            groups
+                .entry(value)
+                .or_default()
+                .push(ListingTableUrl::parse(url.as_str()).map_err(register_err)?);
         }
-        let mut versions = TableVersions::new();
-        for spec in self.dictionary.datasets() {
-            let register_err = |source| CatalogError::Register {
-                dataset: spec.name.clone(),
-                source,
-            };
-            let delta_err = |source| CatalogError::Delta {
-                dataset: spec.name.clone(),
-                source,
-            };
-            let schema = spec.arrow_schema();
-            let table = self.table_as_of(&spec.name, as_of).await?;
-            versions.insert(
-                spec.name.clone(),
-                table.as_ref().and_then(DeltaTable::version),
-            );
-            // Files grouped by their partition value (one group, `None`, for
-            // an unpartitioned table).
-            let partition = spec.partition_columns().into_iter().next();
-            let mut groups: std::collections::BTreeMap<Option<String>, Vec<ListingTableUrl>> =
-                Default::default();
-            if let Some(table) = &table {
-                let table_url = self.table_url(&spec.name)?;
-                for file in table.snapshot().map_err(delta_err)?.log_data().iter() {
-                    let value = partition
-                        .as_ref()
-                        .and_then(|column| file.partition_values_map().remove(column).flatten());
-                    let url = table_url
-                        .join(file.object_store_path().as_ref())
-                        .map_err(|e| CatalogError::BadLocation {
-                            location: self.location.to_string(),
-                            reason: e.to_string(),
-                        })?;
-                    groups
-                        .entry(value)
-                        .or_default()
-                        .push(ListingTableUrl::parse(url.as_str()).map_err(register_err)?);
-                }
-            }
-            let file_schema = Arc::new(arrow::datatypes::Schema::new(
-                schema
-                    .fields()
-                    .iter()
-                    .filter(|f| Some(f.name()) != partition.as_ref())
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            ));
-            let mut branches = Vec::new();
-            for (value, files) in groups {
-                let listing = ListingTable::try_new(
-                    ListingTableConfig::new_with_multi_paths(files)
-                        .with_listing_options(ListingOptions::new(Arc::new(
-                            ParquetFormat::default(),
-                        )))
-                        .with_schema(file_schema.clone()),
-                )
-                .map_err(register_err)?;
-                let columns: Vec<Expr> = schema
-                    .fields()
-                    .iter()
-                    .map(|field| {
-                        if Some(field.name()) == partition.as_ref() {
-                            let typed = match &value {
-                                Some(text) => ScalarValue::Utf8(Some(text.clone()))
-                                    .cast_to(field.data_type())
-                                    .map_err(register_err)?,
-                                None => ScalarValue::try_from(field.data_type())
-                                    .map_err(register_err)?,
-                            };
-                            Ok(lit(typed).alias(field.name()))
-                        } else {
-                            Ok(col(format!("\"{}\"", field.name())))
-                        }
-                    })
-                    .collect::<Result<_, CatalogError>>()?;
-                branches.push(
-                    LogicalPlanBuilder::scan(
-                        spec.name.as_str(),
-                        provider_as_source(Arc::new(listing)),
-                        None,
-                    )
-                    .and_then(|scan| scan.project(columns))
-                    .map_err(register_err)?
-                    .build()
-                    .map_err(register_err)?,
-                );
-            }
-            let provider: Arc<dyn datafusion::catalog::TableProvider> = match branches.len() {
-                0 => Arc::new(EmptyTable::new(schema.clone())),
-                1 => Arc::new(ViewTable::new(branches.remove(0), None)),
-                // One flat union: a nested one would be as deep as the
-                // years, and every planning step recurses through it.
-                _ => Arc::new(ViewTable::new(
-                    datafusion::logical_expr::LogicalPlan::Union(
-                        datafusion::logical_expr::Union::try_new_with_loose_types(
-                            branches.into_iter().map(Arc::new).collect(),
-                        )
-                        .map_err(register_err)?,
-                    ),
-                    None,
-                )),
-            };
-            ctx.register_table(spec.name.as_str(), provider)
-                .map_err(register_err)?;
-        }
-        Ok(versions)
     }
+    let file_schema = Arc::new(arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| Some(f.name()) != partition.as_ref())
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
+    let mut branches = Vec::new();
+    for (value, files) in groups {
+        let listing = ListingTable::try_new(
+            ListingTableConfig::new_with_multi_paths(files)
+                .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())))
+                .with_schema(file_schema.clone()),
+        )
+        .map_err(register_err)?;
+        let columns: Vec<Expr> = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                if Some(field.name()) != partition.as_ref() {
+                    return Ok(col(format!("\"{}\"", field.name())));
+                }
+                let typed = match &value {
+                    Some(text) => ScalarValue::Utf8(Some(text.clone()))
+                        .cast_to(field.data_type())
+                        .map_err(register_err)?,
+                    None => ScalarValue::try_from(field.data_type()).map_err(register_err)?,
+                };
+                Ok(lit(typed).alias(field.name()))
+            })
+            .collect::<Result<_, CatalogError>>()?;
+        branches.push(
+            LogicalPlanBuilder::scan(
+                spec.name.as_str(),
+                provider_as_source(Arc::new(listing)),
+                None,
+            )
+            .and_then(|scan| scan.project(columns))
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(register_err)?,
+        );
+    }
+    Ok(match branches.len() {
+        0 => Arc::new(EmptyTable::new(schema)),
+        1 => Arc::new(ViewTable::new(branches.remove(0), None)),
+        // One flat union: a nested one would be as deep as the years, and
+        // every planning step recurses through it.
+        _ => Arc::new(ViewTable::new(
+            LogicalPlan::Union(
+                Union::try_new_with_loose_types(branches.into_iter().map(Arc::new).collect())
+                    .map_err(register_err)?,
+            ),
+            None,
+        )),
+    })
 }
 
 fn commit_properties(

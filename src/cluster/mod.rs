@@ -254,7 +254,8 @@ async fn create_scheduler_server(
         .with_override_session_builder(Arc::new(scheduler_session(options.survey)))
         .with_override_config_producer(Arc::new(SessionConfig::new_with_ballista));
     config.bind_host = address.ip().to_string();
-    config.executor_timeout_seconds = options.executor_timeout.as_secs().max(6);
+    // A busy executor polls at least every 5 seconds; leave it room.
+    config.executor_timeout_seconds = options.executor_timeout.as_secs().max(10);
     config.expire_dead_executor_interval_seconds = 1;
     config.no_executors_grace_period_seconds = config.executor_timeout_seconds * 2;
     let config = Arc::new(config);
