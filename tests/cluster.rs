@@ -94,6 +94,7 @@ fn fixture(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_works_on_a_warehouse_in_an_s3_store() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (_dir, store) = store("obs").await;
     let endpoint = store.endpoint();
     let data = "s3://obs/regione/warehouse";
@@ -216,6 +217,7 @@ async fn every_command_works_on_a_warehouse_in_an_s3_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_ingests_into_one_s3_table_both_commit_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (_dir, store) = store("obs").await;
     let endpoint = store.endpoint();
     let data = "s3://obs/wh";
