@@ -383,6 +383,18 @@ impl Cluster {
     fn engine(&self) -> Engine {
         Engine::Ballista(self.scheduler.address.to_string())
     }
+
+    /// The shared province warehouse, locally and on this cluster.
+    async fn engines(&self, limits: QueryLimits) -> (QueryEngine, QueryEngine) {
+        let warehouse = Warehouse::open(province_warehouse(), dictionary())
+            .await
+            .unwrap();
+        let local = QueryEngine::open(&warehouse, limits).await.unwrap();
+        let remote = QueryEngine::open_on(&warehouse, limits, &self.engine(), &Default::default())
+            .await
+            .unwrap();
+        (local, remote)
+    }
 }
 
 /// Rows as text, sorted, with numbers compared to nine significant digits:
@@ -418,17 +430,11 @@ fn rows(batch: &RecordBatch) -> Vec<Vec<String>> {
 async fn every_indicator_gives_the_same_result_on_the_cluster() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(2).await;
-    let warehouse = Warehouse::open(province_warehouse(), dictionary())
-        .await
-        .unwrap();
     let limits = QueryLimits {
         timeout: Duration::from_secs(180),
         ..QueryLimits::default()
     };
-    let local = QueryEngine::open(&warehouse, limits).await.unwrap();
-    let remote = QueryEngine::open_on(&warehouse, limits, &cluster.engine(), &Default::default())
-        .await
-        .unwrap();
+    let (local, remote) = cluster.engines(limits).await;
     assert_eq!(local.versions(), remote.versions());
     let catalog = IndicatorCatalog::load(&queries_dir(), &local, 5)
         .await
@@ -464,17 +470,12 @@ async fn every_indicator_gives_the_same_result_on_the_cluster() {
 async fn the_gate_holds_on_the_cluster() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(1).await;
-    let warehouse = Warehouse::open(province_warehouse(), dictionary())
-        .await
-        .unwrap();
     let limits = QueryLimits {
         max_rows: 10,
         timeout: Duration::from_secs(3),
         ..QueryLimits::default()
     };
-    let remote = QueryEngine::open_on(&warehouse, limits, &cluster.engine(), &Default::default())
-        .await
-        .unwrap();
+    let (_, remote) = cluster.engines(limits).await;
     for hostile in [
         "DROP TABLE workers",
         "CREATE TABLE x AS SELECT * FROM workers",
@@ -502,23 +503,13 @@ async fn the_gate_holds_on_the_cluster() {
 async fn a_query_survives_or_fails_cleanly_when_an_executor_dies() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut cluster = Cluster::start(2).await;
-    let warehouse = Warehouse::open(province_warehouse(), dictionary())
-        .await
-        .unwrap();
     let limits = QueryLimits {
         timeout: Duration::from_secs(120),
         ..QueryLimits::default()
     };
-    let remote = QueryEngine::open_on(&warehouse, limits, &cluster.engine(), &Default::default())
-        .await
-        .unwrap();
+    let (local, remote) = cluster.engines(limits).await;
     let heavy = "SELECT count(*) AS n FROM (SELECT a.worker_id FROM contracts a JOIN contracts b ON a.household_id = b.household_id CROSS JOIN (SELECT 1 FROM contracts LIMIT 20) c) t";
-    let expected = QueryEngine::open(&warehouse, limits)
-        .await
-        .unwrap()
-        .run(heavy)
-        .await
-        .unwrap();
+    let expected = local.run(heavy).await.unwrap();
     let running = {
         let remote = remote.clone();
         tokio::spawn(async move { remote.run(heavy).await })

@@ -8,6 +8,7 @@
 mod dictionary;
 mod location;
 mod reference;
+mod register;
 mod warehouse;
 
 pub use dictionary::{
