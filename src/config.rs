@@ -25,6 +25,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_FLIGHT_LISTEN: &str = "127.0.0.1:50051";
 /// The indicators directory used when none is given.
 pub const DEFAULT_QUERIES_DIR: &str = "queries";
+/// Memory for the results `serve` keeps of repeatable queries.
+pub const DEFAULT_RESULT_CACHE_BYTES: usize = 128 << 20;
 /// Default disclosure threshold: cells with fewer units are suppressed.
 pub const DEFAULT_DISCLOSURE_THRESHOLD: i64 = 5;
 /// No configuration may go below the legal floor.
@@ -39,6 +41,7 @@ pub struct Overrides {
     pub memory_limit: Option<String>,
     pub query_timeout: Option<String>,
     pub max_rows: Option<usize>,
+    pub result_cache: Option<String>,
     pub queries_dir: Option<PathBuf>,
     pub disclosure_threshold: Option<i64>,
     pub lonely_psu: Option<String>,
@@ -59,6 +62,7 @@ struct ConfigFile {
     memory_limit: Option<String>,
     query_timeout: Option<String>,
     max_rows: Option<usize>,
+    result_cache: Option<String>,
     queries_dir: Option<PathBuf>,
     disclosure_threshold: Option<i64>,
     lonely_psu: Option<String>,
@@ -84,7 +88,7 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
-    #[error("memory limit `{0}` is not a size; write e.g. 512MiB, 2GiB or a number of bytes")]
+    #[error("`{0}` is not a size; write e.g. 512MiB, 2GiB or a number of bytes")]
     BadSize(String),
     #[error("query timeout `{0}` is not a duration; write e.g. 500ms, 30s or 2m")]
     BadDuration(String),
@@ -123,6 +127,9 @@ pub struct Config {
     /// may a read command fill an empty warehouse with the demo.
     pub data_dir_is_default: bool,
     pub limits: QueryLimits,
+    /// Memory for the results of repeatable queries kept by `serve` for
+    /// the current table versions; 0 keeps none.
+    pub result_cache_bytes: usize,
     /// Where user SQL, indicators, charts and the report run.
     pub engine: Engine,
     /// Where the indicator files are read from.
@@ -206,6 +213,10 @@ impl Config {
             .max_rows
             .or(file.max_rows)
             .unwrap_or(defaults.max_rows);
+        let result_cache_bytes = match overrides.result_cache.or(file.result_cache) {
+            Some(text) => parse_size(&text)?,
+            None => DEFAULT_RESULT_CACHE_BYTES,
+        };
         if memory_bytes == 0 {
             return Err(ConfigError::Zero("the memory limit"));
         }
@@ -274,6 +285,7 @@ impl Config {
                 timeout,
                 max_rows,
             },
+            result_cache_bytes,
             queries_dir: overrides
                 .queries_dir
                 .or(file.queries_dir)

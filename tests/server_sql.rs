@@ -7,8 +7,10 @@ use bytes::Bytes;
 use osservatorio::auth::{AggregateAccess, Role};
 use osservatorio::server;
 
+use osservatorio::catalog::{Warehouse, WriteMode};
+
 use crate::server::{app, app_with, call, config, sql};
-use crate::support::province_warehouse;
+use crate::support::{copy_dir, desks, dictionary, province_warehouse};
 use arrow::record_batch::RecordBatch;
 
 #[tokio::test]
@@ -247,4 +249,84 @@ async fn post(address: std::net::SocketAddr, token: &str, accept: &str, sql: &st
     // Streamed, not buffered whole: no length is known in advance.
     assert!(response.headers().get(header::CONTENT_LENGTH).is_none());
     response.into_body().collect().await.unwrap().to_bytes()
+}
+
+#[tokio::test]
+async fn repeated_queries_are_answered_from_memory_until_a_table_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(province_warehouse(), dir.path());
+    let app = app_with(
+        dir.path(),
+        AggregateAccess::Public,
+        config(dir.path(), |_| {}),
+    )
+    .await;
+    let kept = || {
+        app.observatory
+            .snapshot()
+            .engine
+            .result_cache()
+            .expect("serve keeps results by default")
+            .len()
+    };
+    let rows = |reply: &crate::server::Reply| reply.json()["rows"].clone();
+    let by_desk = |id: &str| {
+        format!(
+            r#"{{"sql": "SELECT count(*) AS n FROM desks WHERE desk_id <> $id", "params": {{"id": "{id}"}}}}"#
+        )
+    };
+    let json = [(header::CONTENT_TYPE, "application/json")];
+
+    let first = sql(&app, &by_desk("none"), &json).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    assert_eq!(kept(), 1);
+    let again = sql(&app, &by_desk("none"), &json).await;
+    assert_eq!(rows(&again), rows(&first));
+    assert_eq!(kept(), 1, "the same plan is kept once");
+    // Other parameter values are another plan.
+    sql(&app, &by_desk("D00001"), &json).await;
+    assert_eq!(kept(), 2);
+    // Results that may differ from one run to the next are never kept.
+    for volatile in [
+        "SELECT random() AS r",
+        "SELECT now() AS t",
+        "SELECT current_date AS d",
+    ] {
+        assert_eq!(sql(&app, volatile, &[]).await.status, StatusCode::OK);
+    }
+    assert_eq!(kept(), 2);
+    // Nor are failures.
+    assert_eq!(
+        sql(&app, "SELECT 1 / 0 AS boom", &[]).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(kept(), 2);
+
+    // A new version of the table: a new snapshot, nothing kept, new rows.
+    let before = rows(&first)[0]["n"].as_i64().unwrap();
+    let warehouse = Warehouse::open(dir.path(), dictionary()).await.unwrap();
+    warehouse
+        .write("desks", vec![desks(&["D99999"])], WriteMode::Append)
+        .await
+        .unwrap();
+    assert!(app.observatory.refresh().await.unwrap());
+    assert_eq!(kept(), 0);
+    let after = sql(&app, &by_desk("none"), &json).await;
+    assert_eq!(rows(&after)[0]["n"].as_i64().unwrap(), before + 1);
+}
+
+#[tokio::test]
+async fn a_zero_result_cache_keeps_nothing() {
+    let root = province_warehouse();
+    let app = app_with(
+        root,
+        AggregateAccess::Public,
+        config(root, |o| o.result_cache = Some("0".into())),
+    )
+    .await;
+    assert_eq!(
+        sql(&app, "SELECT 1 AS one", &[]).await.status,
+        StatusCode::OK
+    );
+    assert!(app.observatory.snapshot().engine.result_cache().is_none());
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use arrow::array::{Int32Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use indicatif::ProgressBar;
 use osservatorio::catalog::{Dictionary, Warehouse};
@@ -162,4 +163,23 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// Rows of `desks` with the given ids, in the dictionary's schema.
+pub fn desks(ids: &[&str]) -> RecordBatch {
+    let schema = dictionary().require("desks").unwrap().arrow_schema();
+    let n = ids.len();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(ids.to_vec())),
+            Arc::new(StringArray::from(vec!["Sportello"; n])),
+            Arc::new(StringArray::from(vec!["019036"; n])),
+            Arc::new(StringArray::from(vec!["Cremona"; n])),
+            Arc::new(StringArray::from(vec!["family_desk"; n])),
+            Arc::new(StringArray::from(vec!["Comune di Cremona"; n])),
+            Arc::new(Int32Array::from(vec![2012; n])),
+        ],
+    )
+    .unwrap()
 }

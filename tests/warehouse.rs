@@ -3,31 +3,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Int32Array, StringArray};
+use arrow::array::StringArray;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use osservatorio::catalog::{load_reference_table, CatalogError, Warehouse, WriteMode};
 use osservatorio::query::{QueryEngine, QueryLimits};
 
-use crate::support::dictionary;
-
-fn desks(ids: &[&str]) -> RecordBatch {
-    let schema = dictionary().require("desks").unwrap().arrow_schema();
-    let n = ids.len();
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(StringArray::from(ids.to_vec())),
-            Arc::new(StringArray::from(vec!["Sportello"; n])),
-            Arc::new(StringArray::from(vec!["019036"; n])),
-            Arc::new(StringArray::from(vec!["Cremona"; n])),
-            Arc::new(StringArray::from(vec!["family_desk"; n])),
-            Arc::new(StringArray::from(vec!["Comune di Cremona"; n])),
-            Arc::new(Int32Array::from(vec![2012; n])),
-        ],
-    )
-    .unwrap()
-}
+use crate::support::{desks, dictionary};
 
 async fn count(warehouse: &Warehouse, table: &str) -> i64 {
     let engine = QueryEngine::open(warehouse, QueryLimits::default())

@@ -214,6 +214,11 @@ enum Command {
         /// Python clients (default 127.0.0.1:50051); same rule as --listen.
         #[arg(long, env = "OSSERVATORIO_FLIGHT_LISTEN")]
         flight_listen: Option<String>,
+        /// Memory for the results of repeatable queries, answered again
+        /// without computing while the tables are unchanged (default
+        /// 128MiB; 0 keeps none).
+        #[arg(long, env = "OSSERVATORIO_RESULT_CACHE")]
+        result_cache: Option<String>,
     },
     /// Manage the API's bearer tokens.
     Token {
@@ -343,6 +348,10 @@ impl Cli {
             },
             flight_listen: match &self.command {
                 Command::Serve { flight_listen, .. } => flight_listen.clone(),
+                _ => None,
+            },
+            result_cache: match &self.command {
+                Command::Serve { result_cache, .. } => result_cache.clone(),
                 _ => None,
             },
             pseudonym_key: match &self.command {

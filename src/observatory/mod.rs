@@ -477,7 +477,8 @@ async fn load_snapshot(
         &Default::default(),
     )
     .await?
-    .with_survey_options(config.survey);
+    .with_survey_options(config.survey)
+    .with_result_cache(config.result_cache_bytes);
     let catalog =
         IndicatorCatalog::load(&config.queries_dir, &engine, config.disclosure_threshold).await?;
     let choices = page::Choices::load(&engine).await?;

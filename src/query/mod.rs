@@ -5,6 +5,7 @@
 //! the memory, time and row limits, plus the output encoders. It must not
 //! know about HTTP or any other transport.
 
+mod cache;
 mod output;
 mod stream;
 
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::catalog::{CatalogError, TableVersions, Warehouse};
 
+pub use cache::ResultCache;
 pub use output::{write_batches, OutputError, OutputFormat, StreamEncoder, ROW_LIMIT_KEY};
 pub use stream::CappedStream;
 
@@ -167,6 +169,9 @@ pub struct QueryEngine {
     ctx: SessionContext,
     limits: QueryLimits,
     versions: TableVersions,
+    /// Results of repeatable queries, for engines that live long enough
+    /// to be asked the same query twice.
+    results: Option<Arc<ResultCache>>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -239,6 +244,7 @@ impl QueryEngine {
             ctx,
             limits,
             versions: TableVersions::new(),
+            results: None,
         })
     }
 
@@ -261,6 +267,7 @@ impl QueryEngine {
             ctx,
             limits,
             versions: TableVersions::new(),
+            results: None,
         })
     }
 
@@ -402,13 +409,36 @@ impl QueryEngine {
         self.stream_plan(plan).await?.collect_all().await
     }
 
+    /// Keeps the results of repeatable queries, up to `budget_bytes` of
+    /// them, for the life of this engine (its table versions).
+    pub fn with_result_cache(mut self, budget_bytes: usize) -> Self {
+        self.results = (budget_bytes > 0).then(|| Arc::new(ResultCache::new(budget_bytes)));
+        self
+    }
+
+    /// The kept results, when this engine keeps them.
+    pub fn result_cache(&self) -> Option<&ResultCache> {
+        self.results.as_deref()
+    }
+
     /// Starts a checked plan and returns its batches as they come, under the
-    /// row cap and the time limit, which counts from this call.
+    /// row cap and the time limit, which counts from this call. A result
+    /// kept from the same plan is replayed instead.
     pub async fn stream_plan(&self, plan: LogicalPlan) -> Result<CappedStream, QueryError> {
         read_only_options()
             .verify_plan(&plan)
             .map_err(|e| QueryError::NotReadOnly(strip_context(&e)))?;
-        self.start(plan, self.deadline()).await
+        match &self.results {
+            Some(cache) if cache::repeatable(&plan) => {
+                if let Some(kept) = cache.get(&plan) {
+                    return Ok(CappedStream::replay(&kept));
+                }
+                let key = plan.clone();
+                let stream = self.start(plan, self.deadline()).await?;
+                Ok(stream.recorded(cache.clone(), key))
+            }
+            _ => self.start(plan, self.deadline()).await,
+        }
     }
 
     fn deadline(&self) -> Instant {

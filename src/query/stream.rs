@@ -2,20 +2,25 @@
 //! limit, for callers that send rows as they come (HTTP, Flight SQL) and for
 //! the collecting path, which is built on it.
 //!
-//! Owns cutting the stream at the row cap, noting that it did, and ending
-//! it with a timeout error at the deadline. It must not encode rows.
+//! Owns cutting the stream at the row cap, noting that it did, ending it
+//! with a timeout error at the deadline, and handing a whole result to the
+//! result cache, or replaying one from it. It must not encode rows.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
+use super::cache::{KeptResult, ResultCache};
 use super::QueryError;
 
 /// Batches of one query, at most `max_rows` rows in all, ending with
@@ -31,6 +36,15 @@ pub struct CappedStream {
     truncated: bool,
     finished: bool,
     memory_limit_mib: usize,
+    recorder: Option<Recorder>,
+}
+
+/// The batches streamed so far of a result that may be kept.
+struct Recorder {
+    cache: Arc<ResultCache>,
+    plan: LogicalPlan,
+    batches: Vec<RecordBatch>,
+    bytes: usize,
 }
 
 impl CappedStream {
@@ -52,6 +66,62 @@ impl CappedStream {
             truncated: false,
             finished: false,
             memory_limit_mib,
+            recorder: None,
+        }
+    }
+
+    /// Hands the whole result to `cache` under `plan` if the stream ends
+    /// normally (cut at the row cap included) and the result is small enough.
+    pub(super) fn recorded(mut self, cache: Arc<ResultCache>, plan: LogicalPlan) -> Self {
+        self.recorder = Some(Recorder {
+            cache,
+            plan,
+            batches: Vec::new(),
+            bytes: 0,
+        });
+        self
+    }
+
+    /// A kept result streamed again, as it was the first time.
+    pub(super) fn replay(kept: &KeptResult) -> Self {
+        let batches: Vec<_> = kept.batches.iter().cloned().map(Ok).collect();
+        let inner =
+            RecordBatchStreamAdapter::new(kept.schema.clone(), futures::stream::iter(batches));
+        Self {
+            schema: kept.schema.clone(),
+            planned_schema: kept.planned_schema.clone(),
+            inner: Box::pin(inner),
+            // Nothing is computed, so nothing can run late.
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(86_400 * 365))),
+            timeout: Duration::ZERO,
+            remaining: usize::MAX,
+            truncated: kept.truncated,
+            finished: false,
+            memory_limit_mib: 0,
+            recorder: None,
+        }
+    }
+
+    fn record(&mut self, batch: &RecordBatch) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.bytes += batch.get_array_memory_size();
+            if recorder.bytes > recorder.cache.largest_result() {
+                self.recorder = None;
+            } else {
+                recorder.batches.push(batch.clone());
+            }
+        }
+    }
+
+    fn keep(&mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            let result = KeptResult {
+                schema: self.schema.clone(),
+                planned_schema: self.planned_schema.clone(),
+                batches: recorder.batches,
+                truncated: self.truncated,
+            };
+            recorder.cache.insert(recorder.plan, result, recorder.bytes);
         }
     }
 
@@ -96,21 +166,25 @@ impl Stream for CappedStream {
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
             self.finished = true;
+            self.recorder = None;
             return Poll::Ready(Some(Err(QueryError::Timeout(self.timeout))));
         }
         match self.inner.poll_next_unpin(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 self.finished = true;
+                self.keep();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(error))) => {
                 self.finished = true;
+                self.recorder = None;
                 Poll::Ready(Some(Err(super::classify(error, self.memory_limit_mib))))
             }
             Poll::Ready(Some(Ok(batch))) => {
                 if batch.num_rows() <= self.remaining {
                     self.remaining -= batch.num_rows();
+                    self.record(&batch);
                     return Poll::Ready(Some(Ok(batch)));
                 }
                 // Rows beyond the cap exist: keep what fits and stop, which
@@ -119,9 +193,13 @@ impl Stream for CappedStream {
                 self.finished = true;
                 let room = std::mem::take(&mut self.remaining);
                 if room == 0 {
+                    self.keep();
                     Poll::Ready(None)
                 } else {
-                    Poll::Ready(Some(Ok(batch.slice(0, room))))
+                    let kept = batch.slice(0, room);
+                    self.record(&kept);
+                    self.keep();
+                    Poll::Ready(Some(Ok(kept)))
                 }
             }
         }
