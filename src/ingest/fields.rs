@@ -193,7 +193,11 @@ impl CellReader<'_> {
                         })?,
                     None => text.to_string(),
                 };
-                if let Some(regex) = self.patterns.get(&column.name) {
+                let regex = match column.pattern {
+                    Some(_) => self.patterns.get(&column.name),
+                    None => None,
+                };
+                if let Some(regex) = regex {
                     if !regex.is_match(&text) {
                         return Err(problem(
                             Rule::Pattern,
@@ -251,7 +255,8 @@ impl CellReader<'_> {
             if column.column_type != ColumnType::Utf8 {
                 let code = match &value {
                     Value::Int(i) => i.to_string(),
-                    Value::Bool(b) => b.to_string(),
+                    Value::Bool(true) => "true".to_string(),
+                    Value::Bool(false) => "false".to_string(),
                     _ => String::new(),
                 };
                 if !codes.contains(&code) {
@@ -277,6 +282,16 @@ fn check_range(column: &ColumnSpec, number: f64) -> Result<(), String> {
 /// `12,5`, `1.234,5`, `1234.5`, `1 234`; with a decimal comma, a dot only
 /// groups thousands.
 pub fn parse_number(text: &str, style: NumberStyle) -> Option<f64> {
+    // Most cells are plain numbers, read as they are without a copy.
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let plain = !unsigned.is_empty()
+        && unsigned
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b == b'.' && !style.decimal_comma))
+        && unsigned.bytes().filter(|&b| b == b'.').count() <= 1;
+    if plain {
+        return text.parse::<f64>().ok().filter(|n| n.is_finite());
+    }
     let compact: String = text
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '\u{a0}' && *c != '€')
@@ -319,6 +334,12 @@ fn is_grouped(text: &str) -> bool {
 }
 
 pub fn parse_bool(text: &str) -> Option<bool> {
+    // Exports mostly write the plain forms; only others need lowering.
+    match text {
+        "true" | "1" => return Some(true),
+        "false" | "0" => return Some(false),
+        _ => {}
+    }
     match text.to_lowercase().as_str() {
         "true" | "vero" | "si" | "sì" | "s" | "yes" | "y" | "1" | "x" => Some(true),
         "false" | "falso" | "no" | "n" | "0" => Some(false),
@@ -330,6 +351,9 @@ pub fn parse_bool(text: &str) -> Option<bool> {
 /// `yyyy-mm-dd`, optionally followed by a time, which is ignored.
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
     let date = text.split([' ', 'T']).next().unwrap_or(text);
+    if let Some(iso) = iso_date(date) {
+        return Some(iso);
+    }
     NaiveDate::parse_from_str(date, "%Y-%m-%d")
         .ok()
         .filter(|_| date.len() == 10 && date.as_bytes()[4] == b'-')
@@ -339,6 +363,21 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
                 .find_map(|f| NaiveDate::parse_from_str(date, f).ok())
                 .filter(|d| d.year() >= 1000)
         })
+}
+
+/// `yyyy-mm-dd` read digit by digit: most exports write dates so, and
+/// chrono's format parser costs more than the rest of the row.
+fn iso_date(date: &str) -> Option<NaiveDate> {
+    let b = date.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        b[range].iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)
 }
 
 pub fn days_since_epoch(date: NaiveDate) -> i32 {

@@ -43,11 +43,18 @@ impl Pseudonymizer {
     pub fn pseudonym(&self, identifier: &str) -> String {
         let mut mac = self.mac.clone();
         mac.update(b"osservatorio-person-v1\0");
-        mac.update(normalise(identifier).as_bytes());
+        let already_normal = identifier
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if already_normal {
+            mac.update(identifier.as_bytes());
+        } else {
+            mac.update(normalise(identifier).as_bytes());
+        }
         let digest = mac.finalize().into_bytes();
         let mut out = String::with_capacity(1 + PSEUDONYM_HEX);
         out.push_str(PSEUDONYM_PREFIX);
-        out.push_str(&hex::encode(digest)[..PSEUDONYM_HEX]);
+        out.push_str(&hex::encode(&digest[..PSEUDONYM_HEX.div_ceil(2)])[..PSEUDONYM_HEX]);
         out
     }
 }

@@ -21,6 +21,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
+
 use chrono::Datelike;
 use chrono::Utc;
 use datafusion::datasource::MemTable;
@@ -132,6 +134,7 @@ pub async fn ingest(
     if spec.kind == DatasetKind::Reference {
         return Err(IngestError::NotIngestible(spec.name));
     }
+    let started = std::time::Instant::now();
     let mut raws = Vec::with_capacity(files.len());
     for path in files {
         raws.push(read::read_file(path, options.encoding)?);
@@ -139,6 +142,7 @@ pub async fn ingest(
     if !options.force {
         refuse_repeats(warehouse, &spec.name, &raws).await?;
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "ingest: files read");
     let total: usize = raws.iter().map(|r| r.records.len()).sum();
     progress.set_length(total as u64);
     progress.set_message(format!("checking {dataset}"));
@@ -164,7 +168,7 @@ pub async fn ingest(
     };
     let mut problems: Vec<Problem> = Vec::new();
     let mut notes = Vec::new();
-    let mut rows = RowBuilder::new(&spec, total);
+    let mut parts: Vec<RecordBatch> = Vec::new();
     let mut summaries = Vec::new();
     let mut rejected_lines: Vec<(usize, u64)> = Vec::new();
     for (file_index, raw) in raws.iter().enumerate() {
@@ -199,58 +203,71 @@ pub async fn ingest(
         let column_of: Vec<Option<usize>> = (0..spec.columns.len())
             .map(|c| matches.iter().position(|m| *m == HeaderMatch::Column(c)))
             .collect();
-        // Rows are checked on every core, in chunks, and merged in order.
+        // Rows are checked on every core, in chunks, each into its own
+        // Arrow columns; the chunks are then joined in order.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = raw.records.len().div_ceil(threads).max(1);
-        let checked: Vec<Result<Vec<Value>, Vec<Problem>>> = std::thread::scope(|scope| {
+        let checked: Vec<Result<CheckedChunk, IngestError>> = std::thread::scope(|scope| {
             let workers: Vec<_> = raw
                 .records
                 .chunks(chunk)
                 .map(|records| {
                     let (spec, column_of, file) = (&spec, &column_of, &file);
                     scope.spawn(move || {
-                        let checked: Vec<_> = records
-                            .iter()
-                            .map(|record| check_row(spec, &reader, column_of, file, record))
-                            .collect();
+                        let mut rows = RowBuilder::new(spec, records.len());
+                        let mut rejected = Vec::new();
+                        for record in records {
+                            match check_row(spec, &reader, column_of, file, record) {
+                                Ok(values) => rows.push(file_index as u32, record.line, values),
+                                Err(found) => rejected.push((record.line, found)),
+                            }
+                        }
                         progress.inc(records.len() as u64);
-                        checked
+                        Ok((rows.finish()?, rejected))
                     })
                 })
                 .collect();
             workers
                 .into_iter()
-                .flat_map(|w| w.join().expect("a row-checking thread panicked"))
+                .map(|w| w.join().expect("a row-checking thread panicked"))
                 .collect()
         });
-        for (record, outcome) in raw.records.iter().zip(checked) {
-            match outcome {
-                Ok(values) => rows.push(file_index as u32, record.line, values),
-                Err(found) => {
-                    problems.extend(found);
-                    rejected_lines.push((file_index, record.line));
-                }
+        tracing::debug!(elapsed = ?started.elapsed(), file = %file, "ingest: cells read");
+        for outcome in checked {
+            let (part, rejected) = outcome?;
+            parts.push(part);
+            for (line, found) in rejected {
+                problems.extend(found);
+                rejected_lines.push((file_index, line));
             }
         }
         summaries.push(summary(raw, &file));
     }
     let file_names: Vec<String> = raws.iter().map(|r| report::file_name(&r.path)).collect();
-    let batch = rows.finish()?;
+    // The chunks stay apart up to the commit: joining them would copy
+    // every row once more.
+    let batches = if parts.is_empty() {
+        vec![RowBuilder::new(&spec, 0).finish()?]
+    } else {
+        parts
+    };
+    tracing::debug!(elapsed = ?started.elapsed(), "ingest: rows checked");
 
-    // Checks across rows: keys within the batch, then against the warehouse.
+    // Checks across rows: keys within the files, then against the warehouse.
     let mut dropped: BTreeSet<(u32, u64)> = BTreeSet::new();
-    for p in duplicate_keys_in_batch(&spec, &batch, &file_names) {
+    for p in duplicate_keys_in_batch(&spec, &batches, &file_names)? {
         dropped.insert(position_of(&p, &file_names));
         problems.push(p);
     }
-    let years = years_of(&batch);
+    let years: BTreeSet<i32> = batches.iter().flat_map(years_of).collect();
+    tracing::debug!(elapsed = ?started.elapsed(), "ingest: keys within the files checked");
     let engine = QueryEngine::open(warehouse, QueryLimits::default()).await?;
     let ctx = engine.context();
     ctx.register_table(
         INCOMING,
         Arc::new(MemTable::try_new(
-            batch.schema(),
-            vec![vec![batch.clone()]],
+            batches[0].schema(),
+            batches.iter().map(|b| vec![b.clone()]).collect(),
         )?),
     )?;
     for p in warehouse_checks(&spec, options.mode, &years, &engine, &file_names).await? {
@@ -258,25 +275,32 @@ pub async fn ingest(
         problems.push(p);
     }
     ctx.deregister_table(INCOMING)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "ingest: rows checked against the warehouse");
     problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
 
-    let (files, lines) = tracking(&batch);
-    let keep: Vec<bool> = (0..batch.num_rows())
-        .map(|i| !dropped.contains(&(files.value(i), lines.value(i))))
-        .collect();
-    for (i, kept) in keep.iter().enumerate() {
-        if !kept {
-            rejected_lines.push((files.value(i) as usize, lines.value(i)));
-        }
+    let mut valid = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let batch = if dropped.is_empty() {
+            batch
+        } else {
+            let (files, lines) = tracking(&batch);
+            let keep: Vec<bool> = (0..batch.num_rows())
+                .map(|i| !dropped.contains(&(files.value(i), lines.value(i))))
+                .collect();
+            for (i, kept) in keep.iter().enumerate() {
+                if !kept {
+                    rejected_lines.push((files.value(i) as usize, lines.value(i)));
+                }
+            }
+            arrow::compute::filter_record_batch(&batch, &arrow::array::BooleanArray::from(keep))?
+        };
+        valid.push(strip_tracking(&spec, batch)?);
     }
-    let valid =
-        arrow::compute::filter_record_batch(&batch, &arrow::array::BooleanArray::from(keep))?;
-    let valid = strip_tracking(&spec, valid)?;
     rejected_lines.sort();
     rejected_lines.dedup();
     let rows_read: usize = summaries.iter().map(|s| s.rows).sum();
     let rows_rejected = rejected_lines.len();
-    let rows_valid = valid.num_rows();
+    let rows_valid: usize = valid.iter().map(RecordBatch::num_rows).sum();
     let has_problems = !problems.is_empty();
     progress.finish_and_clear();
 
@@ -293,9 +317,9 @@ pub async fn ingest(
         };
         let metadata = commit_metadata(&summaries, options, rows_valid, rows_rejected);
         let version = warehouse
-            .write_recorded(&spec.name, vec![valid], mode, metadata)
+            .write_recorded(&spec.name, valid, mode, metadata)
             .await?;
-        tracing::info!(dataset = %spec.name, version, rows = rows_valid, "ingest committed");
+        tracing::info!(dataset = %spec.name, version, rows = rows_valid, elapsed = ?started.elapsed(), "ingest committed");
         if has_problems {
             let rejects = write_rejects(&spec, &raws, &rejected_lines, &problems)?;
             Outcome::Quarantined {
@@ -325,6 +349,10 @@ pub async fn ingest(
         notes,
     })
 }
+
+/// The accepted rows of a chunk of a file, and the line and problems of
+/// each rejected one.
+type CheckedChunk = (RecordBatch, Vec<(u64, Vec<Problem>)>);
 
 /// One row's values, or its problems.
 fn check_row(

@@ -6,6 +6,7 @@
 //! Owns bytes → records. It must not interpret values (that is `fields`)
 //! and must not print a cell, which may hold a personal identifier.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -54,15 +55,20 @@ pub fn read_file(path: &Path, encoding: Option<Encoding>) -> Result<RawFile, Ing
         path: path.to_path_buf(),
         source,
     })?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let mut file = match extension.as_deref() {
-        Some("xlsx") | Some("xlsm") | Some("xls") | Some("ods") => read_sheet(path)?,
-        _ => read_csv(path, &bytes, encoding)?,
-    };
+    // The digest is computed beside the parse, which does not need it.
+    let (sha256, file) = std::thread::scope(|scope| {
+        let digest = scope.spawn(|| hex::encode(Sha256::digest(&bytes)));
+        let file = match extension.as_deref() {
+            Some("xlsx") | Some("xlsm") | Some("xls") | Some("ods") => read_sheet(path),
+            _ => read_csv(path, &bytes, encoding),
+        };
+        (digest.join().expect("the digest thread panicked"), file)
+    });
+    let mut file = file?;
     file.sha256 = sha256;
     file.bytes = bytes.len() as u64;
     if file.header.iter().all(|h| h.trim().is_empty()) {
@@ -73,11 +79,11 @@ pub fn read_file(path: &Path, encoding: Option<Encoding>) -> Result<RawFile, Ing
     Ok(file)
 }
 
-fn decode(
+fn decode<'a>(
     path: &Path,
-    bytes: &[u8],
+    bytes: &'a [u8],
     encoding: Option<Encoding>,
-) -> Result<(String, &'static str), IngestError> {
+) -> Result<(Cow<'a, str>, &'static str), IngestError> {
     let undecodable = |line: u64, reason: String| IngestError::Encoding {
         path: path.to_path_buf(),
         line,
@@ -90,9 +96,9 @@ fn decode(
         None => (bytes, false),
     };
     let bom_offset = if had_bom { 3 } else { 0 };
-    let as_utf8 = |body: &[u8]| {
+    let as_utf8 = |body: &'a [u8]| {
         match std::str::from_utf8(body) {
-        Ok(text) => Ok(text.to_string()),
+        Ok(text) => Ok(Cow::Borrowed(text)),
         Err(e) => Err(undecodable(
             line_of(bom_offset + e.valid_up_to()),
             "bytes that are not UTF-8; if the file comes from Excel on Windows, try --encoding windows-1252".into(),
@@ -101,11 +107,11 @@ fn decode(
     };
     match encoding {
         Some(Encoding::Utf8) => Ok((as_utf8(body)?, "UTF-8")),
-        Some(Encoding::Windows1252) => Ok((windows_1252(path, bytes)?, "Windows-1252")),
+        Some(Encoding::Windows1252) => Ok((windows_1252(path, bytes)?.into(), "Windows-1252")),
         None if had_bom => Ok((as_utf8(body)?, "UTF-8 with BOM")),
         None => match std::str::from_utf8(body) {
-            Ok(text) => Ok((text.to_string(), "UTF-8")),
-            Err(_) => Ok((windows_1252(path, bytes)?, "Windows-1252")),
+            Ok(text) => Ok((Cow::Borrowed(text), "UTF-8")),
+            Err(_) => Ok((windows_1252(path, bytes)?.into(), "Windows-1252")),
         },
     }
 }
@@ -168,7 +174,7 @@ fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<Raw
     // Line ends become `\n` before parsing: the reader counts lines by `\n`
     // and would place a record after a CRLF on the line before.
     let text = if text.contains('\r') {
-        text.replace("\r\n", "\n")
+        Cow::Owned(text.replace("\r\n", "\n"))
     } else {
         text
     };
@@ -199,15 +205,103 @@ fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<Raw
             })
         }
     };
+    // Where the data starts: the reader stands at the next record.
+    let body_start = rows.reader().position().byte() as usize;
+    let lines_before_body = rows.reader().position().line() - 1;
+    let body = &text[body_start..];
+    let parse =
+        |chunk: &str, lines_before: u64| records_of(path, chunk, lines_before, &header, separator);
     let mut records = Vec::new();
     let mut problems = Vec::new();
-    for row in rows {
+    for part in in_parallel(body, lines_before_body, parse) {
+        let (mut part_records, mut part_problems) = part?;
+        records.append(&mut part_records);
+        problems.append(&mut part_problems);
+    }
+    Ok(RawFile {
+        path: path.to_path_buf(),
+        sha256: String::new(),
+        bytes: 0,
+        format: format!(
+            "CSV, separator {}, {encoding_name}",
+            separator_name(separator)
+        ),
+        header,
+        records,
+        problems,
+    })
+}
+
+/// Below this size a file is parsed on one thread.
+const PARALLEL_PARSE_BYTES: usize = 4 << 20;
+
+/// Runs `parse` on pieces of `body` that end at line ends, one per core, and
+/// gives their results in order; `parse` gets each piece and the number of
+/// lines before it. Only a body without quotes is cut: there every line end
+/// ends a record, while inside a quoted field it may not.
+fn in_parallel<T: Send>(
+    body: &str,
+    lines_before: u64,
+    parse: impl Fn(&str, u64) -> T + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || body.len() < PARALLEL_PARSE_BYTES || body.contains('"') {
+        return vec![parse(body, lines_before)];
+    }
+    let mut pieces = Vec::with_capacity(threads);
+    let mut start = 0;
+    let mut lines = lines_before;
+    for k in 1..=threads {
+        let end = if k == threads {
+            body.len()
+        } else {
+            let target = (body.len() * k / threads).max(start);
+            body[target..]
+                .find('\n')
+                .map_or(body.len(), |i| target + i + 1)
+        };
+        if end > start {
+            pieces.push((start..end, lines));
+            lines += body[start..end].bytes().filter(|&b| b == b'\n').count() as u64;
+            start = end;
+        }
+    }
+    std::thread::scope(|scope| {
+        let parse = &parse;
+        let workers: Vec<_> = pieces
+            .into_iter()
+            .map(|(range, lines)| scope.spawn(move || parse(&body[range], lines)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a parsing thread panicked"))
+            .collect()
+    })
+}
+
+/// The records of `chunk`, which starts a record, and the problems of
+/// those that cannot be read; lines are counted after `lines_before`.
+fn records_of(
+    path: &Path,
+    chunk: &str,
+    lines_before: u64,
+    header: &[String],
+    separator: u8,
+) -> Result<(Vec<Record>, Vec<Problem>), IngestError> {
+    let reader = csv::ReaderBuilder::new()
+        .delimiter(separator)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(chunk.as_bytes());
+    let mut records = Vec::new();
+    let mut problems = Vec::new();
+    for row in reader.into_records() {
         let record = row.map_err(|error| IngestError::Malformed {
             path: path.to_path_buf(),
-            line: error.position().map_or(0, |p| p.line()),
+            line: lines_before + error.position().map_or(0, |p| p.line()),
             reason: error.to_string(),
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = lines_before + record.position().map_or(0, |p| p.line());
         if record.len() == 1 && record.get(0).is_some_and(|c| c.trim().is_empty()) {
             continue;
         }
@@ -258,18 +352,7 @@ fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<Raw
             cells: record,
         });
     }
-    Ok(RawFile {
-        path: path.to_path_buf(),
-        sha256: String::new(),
-        bytes: 0,
-        format: format!(
-            "CSV, separator {}, {encoding_name}",
-            separator_name(separator)
-        ),
-        header,
-        records,
-        problems,
-    })
+    Ok((records, problems))
 }
 
 fn read_sheet(path: &Path) -> Result<RawFile, IngestError> {
@@ -337,6 +420,35 @@ fn read_sheet(path: &Path) -> Result<RawFile, IngestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_file_is_read_in_pieces_with_every_line_in_place() {
+        let rows = 400_000;
+        let bad_row = 180_000;
+        let mut text = String::from("id,label,group\n");
+        for i in 0..rows {
+            if i == bad_row {
+                text.push_str("only,two\n");
+            } else {
+                text.push_str(&format!("{i},label number {i},{}\n", i % 7));
+            }
+        }
+        assert!(text.len() > 2 * PARALLEL_PARSE_BYTES);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("large.csv");
+        std::fs::write(&path, &text).unwrap();
+        let raw = read_file(&path, None).unwrap();
+        assert_eq!(raw.header, ["id", "label", "group"]);
+        assert_eq!(raw.records.len(), rows - 1);
+        for (n, record) in raw.records.iter().enumerate() {
+            let i: u64 = record.cells[0].parse().unwrap();
+            assert_eq!(i, if n < bad_row { n as u64 } else { n as u64 + 1 });
+            assert_eq!(record.line, i + 2, "row {i}");
+        }
+        assert_eq!(raw.problems.len(), 1);
+        assert_eq!(raw.problems[0].line, bad_row as u64 + 2);
+        assert_eq!(raw.sha256, hex::encode(Sha256::digest(text.as_bytes())));
+    }
 
     #[test]
     fn separators_are_detected_outside_quotes() {
