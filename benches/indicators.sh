@@ -150,7 +150,9 @@ cold_ratio=$(awk -v a="$osv_median" -v d="$duck_median" 'BEGIN {printf "%.2f", a
 # it on (serve's default), the first round fills it and the others are
 # answered from it, as a notebook run again or a dashboard reloaded is.
 race() {
-  start_serve "$work/server.log" --data-dir "$wh" --queries-dir "$root/queries" --result-cache "$2"
+  export OSSERVATORIO_RESULT_CACHE=$2
+  start_serve "$work/server.log" --data-dir "$wh" --queries-dir "$root/queries"
+  unset OSSERVATORIO_RESULT_CACHE
   OSSERVATORIO_TOKEN=$server_token "$py" "$helper" race "$wh" "$sql" "$flight_uri" "$rounds" >"$work/race-$1.json"
   stop_serve
 }

@@ -5,12 +5,6 @@ mod cli;
 
 use clap::Parser;
 
-// Queries and ingests allocate and free many small strings from several
-// threads at once, where mimalloc is markedly faster than the system
-// allocator (see benches/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

@@ -9,6 +9,7 @@
 //! records. It must not write except through `catalog::Warehouse`, and no
 //! raw personal identifier may reach the warehouse, a log or a report.
 
+mod check_rows;
 mod checks;
 mod erase;
 mod fields;
@@ -23,7 +24,6 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 
-use chrono::Datelike;
 use chrono::Utc;
 use datafusion::datasource::MemTable;
 use indicatif::ProgressBar;
@@ -37,8 +37,9 @@ pub use identity::{check_tax_code, mask, Pseudonymizer, TaxCodeError, MIN_KEY_BY
 pub use read::{Encoding, MAX_FIELD_CHARS};
 pub use report::{FileSummary, IngestReport, Outcome, Problem, Rule};
 
+use check_rows::check_records;
 use checks::{duplicate_keys_in_batch, refuse_repeats, warehouse_checks};
-use fields::{match_headers, CellReader, HeaderMatch, Value};
+use fields::{match_headers, CellReader, HeaderMatch};
 use rows::{strip_tracking, tracking, years_of, RowBuilder};
 
 pub use erase::{erase, Erasure};
@@ -203,35 +204,15 @@ pub async fn ingest(
         let column_of: Vec<Option<usize>> = (0..spec.columns.len())
             .map(|c| matches.iter().position(|m| *m == HeaderMatch::Column(c)))
             .collect();
-        // Rows are checked on every core, in chunks, each into its own
-        // Arrow columns; the chunks are then joined in order.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = raw.records.len().div_ceil(threads).max(1);
-        let checked: Vec<Result<CheckedChunk, IngestError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = raw
-                .records
-                .chunks(chunk)
-                .map(|records| {
-                    let (spec, column_of, file) = (&spec, &column_of, &file);
-                    scope.spawn(move || {
-                        let mut rows = RowBuilder::new(spec, records.len());
-                        let mut rejected = Vec::new();
-                        for record in records {
-                            match check_row(spec, &reader, column_of, file, record) {
-                                Ok(values) => rows.push(file_index as u32, record.line, values),
-                                Err(found) => rejected.push((record.line, found)),
-                            }
-                        }
-                        progress.inc(records.len() as u64);
-                        Ok((rows.finish()?, rejected))
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a row-checking thread panicked"))
-                .collect()
-        });
+        let checked = check_records(
+            &spec,
+            &reader,
+            &column_of,
+            &file,
+            file_index,
+            &raw.records,
+            progress,
+        );
         tracing::debug!(elapsed = ?started.elapsed(), file = %file, "ingest: cells read");
         for outcome in checked {
             let (part, rejected) = outcome?;
@@ -350,58 +331,6 @@ pub async fn ingest(
     })
 }
 
-/// The accepted rows of a chunk of a file, and the line and problems of
-/// each rejected one.
-type CheckedChunk = (RecordBatch, Vec<(u64, Vec<Problem>)>);
-
-/// One row's values, or its problems.
-fn check_row(
-    spec: &DatasetSpec,
-    reader: &CellReader<'_>,
-    column_of: &[Option<usize>],
-    file: &str,
-    record: &read::Record,
-) -> Result<Vec<Value>, Vec<Problem>> {
-    let mut values = Vec::with_capacity(spec.columns.len());
-    let mut problems = Vec::new();
-    for (c, column) in spec.columns.iter().enumerate() {
-        if column.name == YEAR_COLUMN && spec.year_of.is_some() {
-            values.push(Value::Null);
-            continue;
-        }
-        let cell = column_of[c].map_or("", |i| record.cells.get(i).unwrap_or(""));
-        match reader.read(column, cell) {
-            Ok(value) => values.push(value),
-            Err(p) => {
-                values.push(Value::Null);
-                problems.push(Problem {
-                    file: file.to_string(),
-                    line: record.line,
-                    column: Some(column.name.clone()),
-                    value: Some(p.shown),
-                    rule: p.rule,
-                    message: p.message,
-                });
-            }
-        }
-    }
-    if problems.is_empty() {
-        if let Some(p) = cross_column_problem(spec, &values) {
-            problems.push(Problem {
-                file: file.to_string(),
-                line: record.line,
-                ..p
-            });
-        }
-    }
-    if problems.is_empty() {
-        fill_year(spec, &mut values);
-        Ok(values)
-    } else {
-        Err(problems)
-    }
-}
-
 fn summary(raw: &read::RawFile, file: &str) -> FileSummary {
     FileSummary {
         file: file.to_string(),
@@ -468,47 +397,6 @@ fn header_problems(
         }
     }
     problems
-}
-
-/// Rules between columns of one row: an end date not before its start.
-fn cross_column_problem(spec: &DatasetSpec, values: &[Value]) -> Option<Problem> {
-    for (index, column) in spec.columns.iter().enumerate() {
-        let Some(after) = &column.after else { continue };
-        let start = spec.columns.iter().position(|c| &c.name == after)?;
-        if let (Value::Date(end), Value::Date(begin)) = (&values[index], &values[start]) {
-            if end < begin {
-                let shown = chrono::NaiveDate::from_num_days_from_ce_opt(end + 719_163)
-                    .map(|d| d.format("%d/%m/%Y").to_string());
-                return Some(Problem {
-                    file: String::new(),
-                    line: 0,
-                    column: Some(column.name.clone()),
-                    value: shown,
-                    rule: Rule::DateOrder,
-                    message: format!("before `{after}`"),
-                });
-            }
-        }
-    }
-    None
-}
-
-/// Sets `year` from the dataset's event date.
-fn fill_year(spec: &DatasetSpec, values: &mut [Value]) {
-    let Some(date_column) = &spec.year_of else {
-        return;
-    };
-    let (Some(date_index), Some(year_index)) = (
-        spec.columns.iter().position(|c| &c.name == date_column),
-        spec.columns.iter().position(|c| c.name == YEAR_COLUMN),
-    ) else {
-        return;
-    };
-    if let Value::Date(days) = values[date_index] {
-        if let Some(date) = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163) {
-            values[year_index] = Value::Int(i64::from(date.year()));
-        }
-    }
 }
 
 fn commit_metadata(

@@ -1,0 +1,150 @@
+//! The rows of one file read into values, cell by cell and then across the
+//! row (an end date not before its start, the year from the event date),
+//! on every core, in chunks, each chunk into its own Arrow columns.
+//!
+//! Owns the rules within one row. It must not look at other rows or at the
+//! warehouse (that is `checks`), and must not show a personal value except
+//! masked.
+
+use chrono::Datelike;
+use indicatif::ProgressBar;
+
+use super::fields::{CellReader, Value};
+use super::read::Record;
+use super::report::{Problem, Rule};
+use super::rows::RowBuilder;
+use super::IngestError;
+use crate::catalog::{DatasetSpec, YEAR_COLUMN};
+use arrow::array::RecordBatch;
+
+/// The accepted rows of a chunk of a file, and the line and problems of
+/// each rejected one.
+pub(super) type CheckedChunk = (RecordBatch, Vec<(u64, Vec<Problem>)>);
+
+/// Checks `records` of the file `file_index` in one chunk per core and gives
+/// the chunks in order. `column_of` maps each dictionary column to the
+/// file's column, if it has one.
+pub(super) fn check_records(
+    spec: &DatasetSpec,
+    reader: &CellReader<'_>,
+    column_of: &[Option<usize>],
+    file: &str,
+    file_index: usize,
+    records: &[Record],
+    progress: &ProgressBar,
+) -> Vec<Result<CheckedChunk, IngestError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = records.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = records
+            .chunks(chunk)
+            .map(|records| {
+                scope.spawn(move || {
+                    let mut rows = RowBuilder::new(spec, records.len());
+                    let mut rejected = Vec::new();
+                    for record in records {
+                        match check_row(spec, reader, column_of, file, record) {
+                            Ok(values) => rows.push(file_index as u32, record.line, values),
+                            Err(found) => rejected.push((record.line, found)),
+                        }
+                    }
+                    progress.inc(records.len() as u64);
+                    Ok((rows.finish()?, rejected))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a row-checking thread panicked"))
+            .collect()
+    })
+}
+
+/// One row's values, or its problems.
+fn check_row(
+    spec: &DatasetSpec,
+    reader: &CellReader<'_>,
+    column_of: &[Option<usize>],
+    file: &str,
+    record: &Record,
+) -> Result<Vec<Value>, Vec<Problem>> {
+    let mut values = Vec::with_capacity(spec.columns.len());
+    let mut problems = Vec::new();
+    for (c, column) in spec.columns.iter().enumerate() {
+        if column.name == YEAR_COLUMN && spec.year_of.is_some() {
+            values.push(Value::Null);
+            continue;
+        }
+        let cell = column_of[c].map_or("", |i| record.cells.get(i).unwrap_or(""));
+        match reader.read(column, cell) {
+            Ok(value) => values.push(value),
+            Err(p) => {
+                values.push(Value::Null);
+                problems.push(Problem {
+                    file: file.to_string(),
+                    line: record.line,
+                    column: Some(column.name.clone()),
+                    value: Some(p.shown),
+                    rule: p.rule,
+                    message: p.message,
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        if let Some(p) = cross_column_problem(spec, &values) {
+            problems.push(Problem {
+                file: file.to_string(),
+                line: record.line,
+                ..p
+            });
+        }
+    }
+    if problems.is_empty() {
+        fill_year(spec, &mut values);
+        Ok(values)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Rules between columns of one row: an end date not before its start.
+fn cross_column_problem(spec: &DatasetSpec, values: &[Value]) -> Option<Problem> {
+    for (index, column) in spec.columns.iter().enumerate() {
+        let Some(after) = &column.after else { continue };
+        let start = spec.columns.iter().position(|c| &c.name == after)?;
+        if let (Value::Date(end), Value::Date(begin)) = (&values[index], &values[start]) {
+            if end < begin {
+                let shown = chrono::NaiveDate::from_num_days_from_ce_opt(end + 719_163)
+                    .map(|d| d.format("%d/%m/%Y").to_string());
+                return Some(Problem {
+                    file: String::new(),
+                    line: 0,
+                    column: Some(column.name.clone()),
+                    value: shown,
+                    rule: Rule::DateOrder,
+                    message: format!("before `{after}`"),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Sets `year` from the dataset's event date.
+fn fill_year(spec: &DatasetSpec, values: &mut [Value]) {
+    let Some(date_column) = &spec.year_of else {
+        return;
+    };
+    let (Some(date_index), Some(year_index)) = (
+        spec.columns.iter().position(|c| &c.name == date_column),
+        spec.columns.iter().position(|c| c.name == YEAR_COLUMN),
+    ) else {
+        return;
+    };
+    if let Value::Date(days) = values[date_index] {
+        if let Some(date) = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163) {
+            values[year_index] = Value::Int(i64::from(date.year()));
+        }
+    }
+}
