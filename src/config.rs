@@ -88,8 +88,10 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
-    #[error("`{0}` is not a size; write e.g. 512MiB, 2GiB or a number of bytes")]
+    #[error("memory limit `{0}` is not a size; write e.g. 512MiB, 2GiB or a number of bytes")]
     BadSize(String),
+    #[error("result cache `{0}` is not a size; write e.g. 64MiB, or 0 to keep no results")]
+    BadResultCache(String),
     #[error("query timeout `{0}` is not a duration; write e.g. 500ms, 30s or 2m")]
     BadDuration(String),
     #[error("{0} must be greater than zero")]
@@ -214,7 +216,7 @@ impl Config {
             .or(file.max_rows)
             .unwrap_or(defaults.max_rows);
         let result_cache_bytes = match overrides.result_cache.or(file.result_cache) {
-            Some(text) => parse_size(&text)?,
+            Some(text) => parse_size(&text).map_err(|_| ConfigError::BadResultCache(text))?,
             None => DEFAULT_RESULT_CACHE_BYTES,
         };
         if memory_bytes == 0 {

@@ -12,6 +12,7 @@ use osservatorio::catalog::Warehouse;
 use osservatorio::cluster::{
     start_scheduler, ExecutorHandle, ExecutorOptions, LocalS3, Scheduler, SchedulerOptions,
 };
+use osservatorio::disclosure::DisclosureError;
 use osservatorio::indicators::{IndicatorCatalog, IndicatorError};
 use osservatorio::query::{Engine, QueryEngine, QueryError, QueryLimits};
 use osservatorio::survey::SurveyOptions;
@@ -469,6 +470,14 @@ async fn every_indicator_gives_the_same_result_on_the_cluster() {
                 source: QueryError::Timeout(_),
                 ..
             }) if KNOWN_TO_STALL_ON_BALLISTA_55.contains(&id.as_str()) => {}
+            // Ballista 55 handing a task out twice (README, "Beyond one
+            // machine"): the repeated rows reach disclosure control, which
+            // refuses a table with two cells at the same coordinates, so
+            // nothing is published. Seen with this indicator only.
+            Err(IndicatorError::Disclosure {
+                source: DisclosureError::DuplicateCoordinates { .. },
+                ..
+            }) if KNOWN_TO_DUPLICATE_ON_BALLISTA_55.contains(&id.as_str()) => {}
             Err(error) => panic!("{id} on the cluster: {error}"),
         }
     }
@@ -476,6 +485,9 @@ async fn every_indicator_gives_the_same_result_on_the_cluster() {
 
 /// Indicators whose cluster job sometimes never finishes with Ballista 55.
 const KNOWN_TO_STALL_ON_BALLISTA_55: &[&str] = &["weekly_hours"];
+
+/// Indicators whose cluster result sometimes repeats rows with Ballista 55.
+const KNOWN_TO_DUPLICATE_ON_BALLISTA_55: &[&str] = &["staff_operators_trained"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_holds_on_the_cluster() {
