@@ -12,6 +12,8 @@ mod flight;
 mod generate;
 mod indicators;
 mod ingest;
+#[cfg(feature = "cluster")]
+mod object_store;
 mod query;
 mod report;
 mod server;
