@@ -42,10 +42,14 @@ pub(super) fn check_records(
                 scope.spawn(move || {
                     let mut rows = RowBuilder::new(spec, records.len());
                     let mut rejected = Vec::new();
+                    let mut values = Vec::with_capacity(spec.columns.len());
                     for record in records {
-                        match check_row(spec, reader, column_of, file, record) {
-                            Ok(values) => rows.push(file_index as u32, record.line, values),
-                            Err(found) => rejected.push((record.line, found)),
+                        match check_row(spec, reader, column_of, file, record, &mut values) {
+                            Ok(()) => rows.push(file_index as u32, record.line, &mut values),
+                            Err(found) => {
+                                values.clear();
+                                rejected.push((record.line, found));
+                            }
                         }
                     }
                     progress.inc(records.len() as u64);
@@ -60,15 +64,16 @@ pub(super) fn check_records(
     })
 }
 
-/// One row's values, or its problems.
-fn check_row(
-    spec: &DatasetSpec,
+/// Reads one row's values into `values` (empty on entry), or gives its
+/// problems.
+fn check_row<'r>(
+    spec: &'r DatasetSpec,
     reader: &CellReader<'_>,
     column_of: &[Option<usize>],
     file: &str,
-    record: &Record,
-) -> Result<Vec<Value>, Vec<Problem>> {
-    let mut values = Vec::with_capacity(spec.columns.len());
+    record: &'r Record,
+    values: &mut Vec<Value<'r>>,
+) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
     for (c, column) in spec.columns.iter().enumerate() {
         if column.name == YEAR_COLUMN && spec.year_of.is_some() {
@@ -92,7 +97,7 @@ fn check_row(
         }
     }
     if problems.is_empty() {
-        if let Some(p) = cross_column_problem(spec, &values) {
+        if let Some(p) = cross_column_problem(spec, values) {
             problems.push(Problem {
                 file: file.to_string(),
                 line: record.line,
@@ -101,8 +106,8 @@ fn check_row(
         }
     }
     if problems.is_empty() {
-        fill_year(spec, &mut values);
-        Ok(values)
+        fill_year(spec, values);
+        Ok(())
     } else {
         Err(problems)
     }

@@ -18,8 +18,14 @@ pub const MIN_KEY_BYTES: usize = 16;
 /// Keyed pseudonyms: HMAC-SHA256 of the normalised identifier.
 #[derive(Clone)]
 pub struct Pseudonymizer {
-    mac: Hmac<Sha256>,
+    /// The keyed MAC with the domain label already fed in, cloned for each
+    /// identifier rather than fed the label a million times.
+    labelled: Hmac<Sha256>,
 }
+
+/// Fed to the MAC before every identifier, so that these pseudonyms never
+/// equal another keyed hash of the same codes.
+const PSEUDONYM_LABEL: &[u8] = b"osservatorio-person-v1\0";
 
 impl std::fmt::Debug for Pseudonymizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,39 +39,44 @@ impl Pseudonymizer {
         if key.len() < MIN_KEY_BYTES {
             return None;
         }
-        Some(Self {
-            mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"),
-        })
+        let mut labelled =
+            Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        labelled.update(PSEUDONYM_LABEL);
+        Some(Self { labelled })
     }
 
     /// The pseudonym of an identifier: the same identifier, whatever its case
     /// or spacing, gives the same pseudonym in every file and dataset.
     pub fn pseudonym(&self, identifier: &str) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(b"osservatorio-person-v1\0");
-        let already_normal = identifier
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        if already_normal {
-            mac.update(identifier.as_bytes());
-        } else {
-            mac.update(normalise(identifier).as_bytes());
-        }
+        let mut mac = self.labelled.clone();
+        mac.update(normalise(identifier).as_bytes());
         let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(1 + PSEUDONYM_HEX);
+        let mut digits = [0u8; PSEUDONYM_HEX.div_ceil(2) * 2];
+        hex::encode_to_slice(&digest[..PSEUDONYM_HEX.div_ceil(2)], &mut digits)
+            .expect("the buffer holds two digits per byte");
+        let digits = std::str::from_utf8(&digits[..PSEUDONYM_HEX]).expect("hex digits are ASCII");
+        let mut out = String::with_capacity(PSEUDONYM_PREFIX.len() + PSEUDONYM_HEX);
         out.push_str(PSEUDONYM_PREFIX);
-        out.push_str(&hex::encode(&digest[..PSEUDONYM_HEX.div_ceil(2)])[..PSEUDONYM_HEX]);
+        out.push_str(digits);
         out
     }
 }
 
-/// Upper case without spaces: how tax codes are compared.
-pub fn normalise(identifier: &str) -> String {
+/// Upper case without spaces: how tax codes are compared. Borrowed when the
+/// identifier is already so, as nearly every exported one is.
+pub fn normalise(identifier: &str) -> std::borrow::Cow<'_, str> {
+    if identifier
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return std::borrow::Cow::Borrowed(identifier);
+    }
     identifier
         .chars()
         .filter(|c| !c.is_whitespace())
         .flat_map(char::to_uppercase)
-        .collect()
+        .collect::<String>()
+        .into()
 }
 
 /// Shows the first two and last character of a value, never the rest.

@@ -63,8 +63,10 @@ impl RowBuilder {
         }
     }
 
-    pub(super) fn push(&mut self, file: u32, line: u64, values: Vec<Value>) {
-        for (builder, value) in self.columns.iter_mut().zip(values) {
+    /// Appends one row, taking the values out of `values` (left empty for
+    /// the next row, with its allocation).
+    pub(super) fn push(&mut self, file: u32, line: u64, values: &mut Vec<Value<'_>>) {
+        for (builder, value) in self.columns.iter_mut().zip(values.drain(..)) {
             match (builder, value) {
                 (ColumnBuilder::Text(b), Value::Text(t)) => b.append_value(t),
                 (ColumnBuilder::Int32(b), Value::Int(i)) => b.append_value(i as i32),
