@@ -302,7 +302,17 @@ impl Warehouse {
                 .and_then(|builder| builder.build())
                 .map_err(delta_err)?,
         };
-        let mut builder = table.write(batches);
+        let mut builder = if batches.len() > 1 && !spec.partition_columns().is_empty() {
+            // Several batches (ingest's per-core chunks) are given as one
+            // input partition each: the writer then hashes rows to a stream
+            // per partition and writes the years side by side, where one
+            // input would write them one after another.
+            table
+                .write(Vec::new())
+                .with_input_plan(side_by_side(name, batches)?)
+        } else {
+            table.write(batches)
+        };
         builder = match &mode {
             WriteMode::Replace => builder.with_save_mode(SaveMode::Overwrite),
             WriteMode::Append => builder.with_save_mode(SaveMode::Append),
@@ -526,6 +536,25 @@ fn commit_properties(
             .into_iter()
             .map(|(k, v)| (format!("{COMMIT_METADATA_PREFIX}{k}"), v)),
     )
+}
+
+/// A scan of `batches` with one input partition per batch.
+fn side_by_side(
+    dataset: &str,
+    batches: Vec<RecordBatch>,
+) -> Result<datafusion::logical_expr::LogicalPlan, CatalogError> {
+    use datafusion::datasource::{provider_as_source, MemTable};
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    let failed = |source: datafusion::error::DataFusionError| CatalogError::Delta {
+        dataset: dataset.to_string(),
+        source: source.into(),
+    };
+    let schema = batches[0].schema();
+    let partitions = batches.into_iter().map(|b| vec![b]).collect();
+    let table = MemTable::try_new(schema, partitions).map_err(failed)?;
+    LogicalPlanBuilder::scan(dataset, provider_as_source(Arc::new(table)), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(failed)
 }
 
 /// Parquet settings for every file the warehouse writes: zstd, and page-level
