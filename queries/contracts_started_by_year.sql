@@ -27,7 +27,9 @@
 -- type = "text"
 
 WITH started AS (
-    SELECT CAST(c.year AS VARCHAR) AS year, c.job_type
+    -- Grouped by the integer year; the text the charts want is made from
+    -- the dozen result rows, not from every contract.
+    SELECT c.year, c.job_type
     FROM contracts c
     JOIN territories t ON t.istat_code = c.istat_code
     WHERE c.year BETWEEN CAST($year AS INT) - 9 AND CAST($year AS INT)
@@ -42,6 +44,6 @@ counted AS (
     FROM started
     GROUP BY GROUPING SETS ((year, job_type), (year))
 )
-SELECT year, job_type, contracts
+SELECT CAST(year AS VARCHAR) AS year, job_type, contracts
 FROM counted
 ORDER BY year, job_type = '_T', job_type
