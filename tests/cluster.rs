@@ -327,7 +327,8 @@ fn a_local_cluster_comes_up_and_serves_every_front_end() {
     .spawn()
     .unwrap();
     let (mut address, mut token) = (None, None);
-    for line in BufReader::new(serve.stderr.take().unwrap()).lines() {
+    let mut log_lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    for line in log_lines.by_ref() {
         let line = line.unwrap();
         if let Some(url) = line.strip_prefix("serving the observatory at http://") {
             address = Some(url.trim_end_matches('/').to_string());
@@ -341,19 +342,32 @@ fn a_local_cluster_comes_up_and_serves_every_front_end() {
         address.expect("serve prints its URL"),
         token.expect("and a token"),
     );
+    // The rest of the server's log is read to the end, so that a write to
+    // stderr never meets a closed pipe, and shown if the request fails.
+    let later_log = std::thread::spawn(move || {
+        log_lines
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    write!(
-        stream,
+    // One write, so the request reaches the server whole.
+    let request = format!(
         "POST /api/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{count}",
         count.len()
-    )
-    .unwrap();
+    );
+    stream.write_all(request.as_bytes()).unwrap();
     let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
+    let read = stream.read_to_string(&mut reply);
     let _ = Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
         .status();
     let _ = serve.wait();
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let log = later_log.join().unwrap_or_default();
+    assert!(read.is_ok(), "{read:?}; the server's log:\n{log}");
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "{reply}\nthe server's log:\n{log}"
+    );
     assert!(reply.contains(&n.to_string()), "{reply}");
 }
