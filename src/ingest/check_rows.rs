@@ -10,7 +10,7 @@ use chrono::Datelike;
 use indicatif::ProgressBar;
 
 use super::fields::{CellReader, Value};
-use super::read::Record;
+use super::read::Rows;
 use super::report::{Problem, Rule};
 use super::rows::RowBuilder;
 use super::IngestError;
@@ -21,38 +21,47 @@ use arrow::array::RecordBatch;
 /// each rejected one.
 pub(super) type CheckedChunk = (RecordBatch, Vec<(u64, Vec<Problem>)>);
 
-/// Checks `records` of the file `file_index` in one chunk per core and gives
-/// the chunks in order. `column_of` maps each dictionary column to the
-/// file's column, if it has one.
+/// Checks the rows of the file `file_index` in about one chunk per core
+/// and gives the chunks in order. `column_of` maps each dictionary column
+/// to the file's column, if it has one.
 pub(super) fn check_records(
     spec: &DatasetSpec,
     reader: &CellReader<'_>,
     column_of: &[Option<usize>],
     file: &str,
     file_index: usize,
-    records: &[Record],
+    pieces: &[Rows],
     progress: &ProgressBar,
 ) -> Vec<Result<CheckedChunk, IngestError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = records.len().div_ceil(threads).max(1);
+    // A file read in one piece (small, or quoted) is still checked on
+    // every core, in ranges of its rows.
+    let per_piece = threads.div_ceil(pieces.len().max(1));
+    let chunks = pieces.iter().flat_map(|piece| {
+        let size = piece.len().div_ceil(per_piece).max(1);
+        (0..piece.len())
+            .step_by(size)
+            .map(move |start| (piece, start..(start + size).min(piece.len())))
+    });
     std::thread::scope(|scope| {
-        let workers: Vec<_> = records
-            .chunks(chunk)
-            .map(|records| {
+        let workers: Vec<_> = chunks
+            .map(|(piece, range)| {
                 scope.spawn(move || {
-                    let mut rows = RowBuilder::new(spec, records.len());
+                    let mut rows = RowBuilder::new(spec, range.len());
                     let mut rejected = Vec::new();
                     let mut values = Vec::with_capacity(spec.columns.len());
-                    for record in records {
-                        match check_row(spec, reader, column_of, file, record, &mut values) {
-                            Ok(()) => rows.push(file_index as u32, record.line, &mut values),
+                    for row in range.clone() {
+                        let line = piece.line(row);
+                        let cell = |c: usize| piece.cell(row, c);
+                        match check_row(spec, reader, column_of, file, line, cell, &mut values) {
+                            Ok(()) => rows.push(file_index as u32, line, &mut values),
                             Err(found) => {
                                 values.clear();
-                                rejected.push((record.line, found));
+                                rejected.push((line, found));
                             }
                         }
                     }
-                    progress.inc(records.len() as u64);
+                    progress.inc(range.len() as u64);
                     Ok((rows.finish()?, rejected))
                 })
             })
@@ -64,14 +73,15 @@ pub(super) fn check_records(
     })
 }
 
-/// Reads one row's values into `values` (empty on entry), or gives its
-/// problems.
+/// Reads the values of the row on `line`, whose file column `i` is
+/// `cell(i)`, into `values` (empty on entry), or gives its problems.
 fn check_row<'r>(
     spec: &'r DatasetSpec,
     reader: &CellReader<'_>,
     column_of: &[Option<usize>],
     file: &str,
-    record: &'r Record,
+    line: u64,
+    cell: impl Fn(usize) -> &'r str,
     values: &mut Vec<Value<'r>>,
 ) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
@@ -80,14 +90,14 @@ fn check_row<'r>(
             values.push(Value::Null);
             continue;
         }
-        let cell = column_of[c].map_or("", |i| record.cells.get(i).unwrap_or(""));
-        match reader.read(column, cell) {
+        let text = column_of[c].map_or("", &cell);
+        match reader.read(column, text) {
             Ok(value) => values.push(value),
             Err(p) => {
                 values.push(Value::Null);
                 problems.push(Problem {
                     file: file.to_string(),
-                    line: record.line,
+                    line,
                     column: Some(column.name.clone()),
                     value: Some(p.shown),
                     rule: p.rule,
@@ -100,7 +110,7 @@ fn check_row<'r>(
         if let Some(p) = cross_column_problem(spec, values) {
             problems.push(Problem {
                 file: file.to_string(),
-                line: record.line,
+                line,
                 ..p
             });
         }

@@ -144,7 +144,7 @@ pub async fn ingest(
         refuse_repeats(warehouse, &spec.name, &raws).await?;
     }
     tracing::debug!(elapsed = ?started.elapsed(), "ingest: files read");
-    let total: usize = raws.iter().map(|r| r.records.len()).sum();
+    let total: usize = raws.iter().map(read::RawFile::row_count).sum();
     progress.set_length(total as u64);
     progress.set_message(format!("checking {dataset}"));
 
@@ -185,11 +185,15 @@ pub async fn ingest(
         }
         if !header_problems.is_empty() {
             problems.extend(header_problems);
-            rejected_lines.extend(raw.records.iter().map(|r| (file_index, r.line)));
+            rejected_lines.extend(
+                raw.rows
+                    .iter()
+                    .flat_map(|piece| piece.lines().iter().map(|&line| (file_index, line))),
+            );
             summaries.push(summary(raw, &file));
             continue;
         }
-        if raw.records.is_empty() && raw.problems.is_empty() {
+        if raw.row_count() == 0 && raw.problems.is_empty() {
             problems.push(Problem::file_level(
                 &raw.path,
                 2,
@@ -205,13 +209,7 @@ pub async fn ingest(
             .map(|c| matches.iter().position(|m| *m == HeaderMatch::Column(c)))
             .collect();
         let checked = check_records(
-            &spec,
-            &reader,
-            &column_of,
-            &file,
-            file_index,
-            &raw.records,
-            progress,
+            &spec, &reader, &column_of, &file, file_index, &raw.rows, progress,
         );
         tracing::debug!(elapsed = ?started.elapsed(), file = %file, "ingest: cells read");
         for outcome in checked {
@@ -337,7 +335,7 @@ fn summary(raw: &read::RawFile, file: &str) -> FileSummary {
         sha256: raw.sha256.clone(),
         bytes: raw.bytes,
         format: raw.format.clone(),
-        rows: raw.records.len() + raw.problems.len(),
+        rows: raw.row_count() + raw.problems.len(),
     }
 }
 
@@ -478,7 +476,11 @@ fn write_file_rejects(
             HeaderMatch::Unknown { .. } | HeaderMatch::Duplicate(_) | HeaderMatch::Derived => false,
         })
         .collect();
-    let records: HashMap<u64, &read::Record> = raw.records.iter().map(|r| (r.line, r)).collect();
+    let records: HashMap<u64, (&read::Rows, usize)> = raw
+        .rows
+        .iter()
+        .flat_map(|piece| (0..piece.len()).map(move |row| (piece.line(row), (piece, row))))
+        .collect();
     let mut reasons: HashMap<u64, Vec<String>> = HashMap::new();
     for p in problems.iter().filter(|p| p.file == file) {
         reasons.entry(p.line).or_default().push(format!(
@@ -497,8 +499,8 @@ fn write_file_rejects(
             line.to_string(),
             reasons.get(line).map(|r| r.join("; ")).unwrap_or_default(),
         ];
-        if let Some(found) = records.get(line) {
-            record.extend(found.cells.iter().enumerate().map(|(i, cell)| {
+        if let Some((piece, row)) = records.get(line) {
+            record.extend(piece.cells(*row).enumerate().map(|(i, cell)| {
                 // A header that matched nothing may still hold a person's
                 // code; only known non-personal columns go out as they are.
                 if personal.get(i).copied().unwrap_or(true) {

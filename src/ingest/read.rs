@@ -27,12 +27,60 @@ pub enum Encoding {
     Windows1252,
 }
 
-/// One data row: its line in the file and its cells, kept in one buffer
-/// per row rather than one allocation per cell.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub line: u64,
-    pub cells: csv::StringRecord,
+/// Data rows as read, each with as many cells as the header, and the line
+/// each starts on. The text of every cell is kept in one buffer: a million
+/// rows cost a handful of allocations, not several per row.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    width: usize,
+    text: String,
+    /// Where each cell ends in `text`; `width` entries per row.
+    ends: Vec<usize>,
+    lines: Vec<u64>,
+}
+
+impl Rows {
+    fn new(width: usize) -> Self {
+        Self {
+            width,
+            ..Self::default()
+        }
+    }
+
+    /// Appends a row; `cells` must yield `width` cells.
+    fn push<'c>(&mut self, line: u64, cells: impl IntoIterator<Item = &'c str>) {
+        for cell in cells {
+            self.text.push_str(cell);
+            self.ends.push(self.text.len());
+        }
+        debug_assert_eq!(self.ends.len(), (self.lines.len() + 1) * self.width);
+        self.lines.push(line);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The line row `row` starts on.
+    pub fn line(&self, row: usize) -> u64 {
+        self.lines[row]
+    }
+
+    pub fn lines(&self) -> &[u64] {
+        &self.lines
+    }
+
+    /// Cell `column` of row `row`.
+    pub fn cell(&self, row: usize, column: usize) -> &str {
+        let index = row * self.width + column;
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        &self.text[start..self.ends[index]]
+    }
+
+    /// The cells of row `row`, in the file's order.
+    pub fn cells(&self, row: usize) -> impl Iterator<Item = &str> {
+        (0..self.width).map(move |column| self.cell(row, column))
+    }
 }
 
 /// A file read into header and records.
@@ -44,9 +92,18 @@ pub struct RawFile {
     /// How it was read, e.g. "CSV, `;`, Windows-1252".
     pub format: String,
     pub header: Vec<String>,
-    pub records: Vec<Record>,
+    /// The readable rows, in file order, in one or more pieces (a large
+    /// file is read in one piece per core).
+    pub rows: Vec<Rows>,
     /// Problems of the file's structure: bad bytes, wrong field counts.
     pub problems: Vec<Problem>,
+}
+
+impl RawFile {
+    /// How many readable rows the file has.
+    pub fn row_count(&self) -> usize {
+        self.rows.iter().map(Rows::len).sum()
+    }
 }
 
 /// Reads a CSV or XLSX file, chosen by its extension.
@@ -211,11 +268,11 @@ fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<Raw
     let body = &text[body_start..];
     let parse =
         |chunk: &str, lines_before: u64| records_of(path, chunk, lines_before, &header, separator);
-    let mut records = Vec::new();
+    let mut rows = Vec::new();
     let mut problems = Vec::new();
     for part in in_parallel(body, lines_before_body, parse) {
-        let (mut part_records, mut part_problems) = part?;
-        records.append(&mut part_records);
+        let (part_rows, mut part_problems) = part?;
+        rows.push(part_rows);
         problems.append(&mut part_problems);
     }
     Ok(RawFile {
@@ -227,7 +284,7 @@ fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<Raw
             separator_name(separator)
         ),
         header,
-        records,
+        rows,
         problems,
     })
 }
@@ -279,7 +336,7 @@ fn in_parallel<T: Send>(
     })
 }
 
-/// The records of `chunk`, which starts a record, and the problems of
+/// The rows of `chunk`, which starts a record, and the problems of
 /// those that cannot be read; lines are counted after `lines_before`.
 fn records_of(
     path: &Path,
@@ -287,20 +344,28 @@ fn records_of(
     lines_before: u64,
     header: &[String],
     separator: u8,
-) -> Result<(Vec<Record>, Vec<Problem>), IngestError> {
-    let reader = csv::ReaderBuilder::new()
+) -> Result<(Rows, Vec<Problem>), IngestError> {
+    let mut reader = csv::ReaderBuilder::new()
         .delimiter(separator)
         .has_headers(false)
         .flexible(true)
         .from_reader(chunk.as_bytes());
-    let mut records = Vec::new();
+    let mut rows = Rows::new(header.len());
     let mut problems = Vec::new();
-    for row in reader.into_records() {
-        let record = row.map_err(|error| IngestError::Malformed {
-            path: path.to_path_buf(),
-            line: lines_before + error.position().map_or(0, |p| p.line()),
-            reason: error.to_string(),
-        })?;
+    // One record is read into again and again; its cells are copied into
+    // `rows`.
+    let mut record = csv::StringRecord::new();
+    loop {
+        let more = reader
+            .read_record(&mut record)
+            .map_err(|error| IngestError::Malformed {
+                path: path.to_path_buf(),
+                line: lines_before + error.position().map_or(0, |p| p.line()),
+                reason: error.to_string(),
+            })?;
+        if !more {
+            break;
+        }
         let line = lines_before + record.position().map_or(0, |p| p.line());
         if record.len() == 1 && record.get(0).is_some_and(|c| c.trim().is_empty()) {
             continue;
@@ -347,12 +412,9 @@ fn records_of(
             ));
             continue;
         }
-        records.push(Record {
-            line,
-            cells: record,
-        });
+        rows.push(line, &record);
     }
-    Ok((records, problems))
+    Ok((rows, problems))
 }
 
 fn read_sheet(path: &Path) -> Result<RawFile, IngestError> {
@@ -398,21 +460,20 @@ fn read_sheet(path: &Path) -> Result<RawFile, IngestError> {
         .next()
         .map(|r| r.iter().map(|c| cell_text(c).trim().to_string()).collect())
         .unwrap_or_default();
-    let records = rows
-        .enumerate()
-        .map(|(i, row)| Record {
-            line: first_row + 2 + i as u64,
-            cells: row.iter().map(cell_text).collect(),
-        })
-        .filter(|r| r.cells.iter().any(|c| !c.trim().is_empty()))
-        .collect();
+    let mut records = Rows::new(header.len());
+    for (i, row) in rows.enumerate() {
+        let cells: Vec<String> = row.iter().map(cell_text).collect();
+        if cells.iter().any(|c| !c.trim().is_empty()) {
+            records.push(first_row + 2 + i as u64, cells.iter().map(String::as_str));
+        }
+    }
     Ok(RawFile {
         path: path.to_path_buf(),
         sha256: String::new(),
         bytes: 0,
         format: format!("spreadsheet, sheet `{sheet}`"),
         header,
-        records,
+        rows: vec![records],
         problems: Vec::new(),
     })
 }
@@ -439,11 +500,16 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let raw = read_file(&path, None).unwrap();
         assert_eq!(raw.header, ["id", "label", "group"]);
-        assert_eq!(raw.records.len(), rows - 1);
-        for (n, record) in raw.records.iter().enumerate() {
-            let i: u64 = record.cells[0].parse().unwrap();
+        assert!(raw.rows.len() > 1, "read in pieces");
+        assert_eq!(raw.rows.iter().map(Rows::len).sum::<usize>(), rows - 1);
+        let read = raw
+            .rows
+            .iter()
+            .flat_map(|piece| (0..piece.len()).map(move |r| (piece.cell(r, 0), piece.line(r))));
+        for (n, (id, line)) in read.enumerate() {
+            let i: u64 = id.parse().unwrap();
             assert_eq!(i, if n < bad_row { n as u64 } else { n as u64 + 1 });
-            assert_eq!(record.line, i + 2, "row {i}");
+            assert_eq!(line, i + 2, "row {i}");
         }
         assert_eq!(raw.problems.len(), 1);
         assert_eq!(raw.problems[0].line, bad_row as u64 + 2);
