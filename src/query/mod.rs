@@ -53,6 +53,11 @@ impl Default for QueryLimits {
 const SKIP_PARTIAL_RATIO_VARIABLE: &str =
     "DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD";
 
+/// DataFusion's own variable for join filters pushed into scans; the
+/// engine turns them off unless the operator sets it.
+const JOIN_DYNAMIC_FILTER_VARIABLE: &str =
+    "DATAFUSION_OPTIMIZER_ENABLE_JOIN_DYNAMIC_FILTER_PUSHDOWN";
+
 /// Where user SQL runs: in this process, or on an Apache Ballista cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Engine {
@@ -525,6 +530,16 @@ pub(crate) fn session_config() -> Result<SessionConfig, QueryError> {
             .options_mut()
             .execution
             .skip_partial_aggregation_probe_ratio_threshold = 0.5;
+    }
+    // The indicators join on person identifiers that nearly all match, so a
+    // join's filter pushed into the scan drops almost nothing and costs a
+    // second hash of every row; without it the national suite took about a
+    // tenth less time (see benches/RESULTS.md).
+    if std::env::var_os(JOIN_DYNAMIC_FILTER_VARIABLE).is_none() {
+        config
+            .options_mut()
+            .optimizer
+            .enable_join_dynamic_filter_pushdown = false;
     }
     let config = config
         .with_information_schema(true)
