@@ -18,15 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 source "$PWD/benches/lib.sh"
-scale=national
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --scale) scale=${2:?--scale needs a value}; shift 2 ;;
-    --scale=*) scale=${1#--scale=}; shift ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "benches/cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+parse_scale national "$@"
 rounds=${ROUNDS:-3}
 release_binary "$root"
 
@@ -110,7 +102,6 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
 base=$(echo "${suite[local/disk]}" | median)
 {
   echo

@@ -18,16 +18,9 @@ shopt -s inherit_errexit  # a failing wrk inside $(...) stops the script too
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-scale=province
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --scale) scale=${2:?--scale needs a value}; shift 2 ;;
-    --scale=*) scale=${1#--scale=}; shift ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "benches/http.sh: unknown argument $1 (usage: benches/http.sh [--scale province|region|national])" >&2; exit 2 ;;
-  esac
-done
-case "$scale" in province|region|national) ;; *) echo "benches/http.sh: scale must be province, region or national, not $scale" >&2; exit 2 ;; esac
+# shellcheck source=lib.sh
+source "$PWD/benches/lib.sh"
+parse_scale province "$@"
 rounds=${ROUNDS:-3}
 threads=${THREADS:-2}
 connections=${CONNECTIONS:-32}
@@ -49,8 +42,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Binary ----------------------------------------------------------------
-# shellcheck source=lib.sh
-source "$PWD/benches/lib.sh"
 release_binary "$(pwd)"
 
 # --- Workspace and cleanup ---------------------------------------------------
@@ -154,7 +145,6 @@ measure() {
   fi
   awk '/^Requests\/sec:/ {print $2}' <<<"$out"
 }
-median() { sort -g | awk '{v[NR]=$1} END {printf "%.2f\n", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
 echo "Warming up both servers (2 s each)..." >&2
 measure "$app_url$indicator_path" 2s >/dev/null

@@ -26,16 +26,9 @@ shopt -s inherit_errexit  # a failing command inside $(...) stops the script too
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-scale=province
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    --scale) [ $# -ge 2 ] || { echo "benches/indicators.sh: --scale needs a value" >&2; exit 2; }; scale=$2; shift 2 ;;
-    --scale=*) scale=${1#--scale=}; shift ;;
-    *) echo "benches/indicators.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-case "$scale" in province|region|national) ;; *) echo "benches/indicators.sh: scale must be province, region or national" >&2; exit 2 ;; esac
+# shellcheck source=lib.sh
+source "$PWD/benches/lib.sh"
+parse_scale province "$@"
 runs=${RUNS:-10}
 warmup=${WARMUP:-1}
 rounds=${ROUNDS:-10}
@@ -59,8 +52,6 @@ venv=${OSSERVATORIO_NOTEBOOK_VENV:-${CARGO_TARGET_DIR:-$root/target}/notebook-ve
 py=$venv/bin/python
 
 # --- Binary ----------------------------------------------------------------
-# shellcheck source=lib.sh
-source "$PWD/benches/lib.sh"
 release_binary "$(pwd)"
 
 # --- Workspace and cleanup ---------------------------------------------------

@@ -1,6 +1,36 @@
 # Shell functions shared by the benchmark scripts and notebooks/run.sh;
 # source it, don't run it.
 
+# parse_scale DEFAULT [ARG...]: sets scale from `--scale VALUE` or
+# `--scale=VALUE` among ARGs (else DEFAULT); `--help` prints the calling
+# script's header. Any other argument, or a scale other than province,
+# region or national, exits with status 2.
+parse_scale() {
+  local me
+  me=benches/$(basename "$0")
+  scale=$1
+  shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --scale) [ $# -ge 2 ] || { echo "$me: --scale needs a value" >&2; exit 2; }; scale=$2; shift 2 ;;
+      --scale=*) scale=${1#--scale=}; shift ;;
+      -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+      *) echo "$me: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+  done
+  case "$scale" in
+    province|region|national) ;;
+    *) echo "$me: scale must be province, region or national, not $scale" >&2; exit 2 ;;
+  esac
+}
+
+# median: the median of the numbers on standard input (separated by spaces
+# or lines), with two decimals.
+median() {
+  tr ' ' '\n' | grep -v '^$' | sort -g |
+    awk '{v[NR]=$1} END {printf "%.2f\n", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'
+}
+
 # release_binary ROOT: sets bin to $OSSERVATORIO_BIN when given (measuring
 # an existing binary), else builds and uses ROOT's release binary.
 release_binary() {

@@ -17,23 +17,14 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-scale=national
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --scale) scale=${2:?--scale needs a value}; shift 2 ;;
-    --scale=*) scale=${1#--scale=}; shift ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "benches/memory.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-case "$scale" in province|region|national) ;; *) echo "benches/memory.sh: scale must be province, region or national" >&2; exit 2 ;; esac
+# shellcheck source=lib.sh
+source "$PWD/benches/lib.sh"
+parse_scale national "$@"
 memory_limit=${MEMORY_LIMIT:-1GiB}
 rss_goal_mib=${RSS_GOAL_MIB:-1536}
 query_timeout=${QUERY_TIMEOUT:-300s}
 command -v curl >/dev/null || { echo "benches/memory.sh needs curl" >&2; exit 1; }
 
-# shellcheck source=lib.sh
-source "$PWD/benches/lib.sh"
 release_binary "$(pwd)"
 
 work=$(mktemp -d)

@@ -16,15 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-scale=national
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --scale) scale=${2:?--scale needs a value}; shift 2 ;;
-    --scale=*) scale=${1#--scale=}; shift ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "benches/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+# shellcheck source=lib.sh
+source "$PWD/benches/lib.sh"
+parse_scale national "$@"
 export RUNS=${RUNS:-3} ROUNDS=${ROUNDS:-5}
 
 cargo build --release --locked --features cluster
