@@ -24,21 +24,22 @@
 -- name = "province"
 -- type = "text"
 
-WITH active AS (
-    -- Contracts running at some point of the year; a worker counts once.
-    SELECT DISTINCT c.worker_id
-    FROM contracts c
-    WHERE c.year <= $year
-      AND c.start_date <= make_date(CAST($year AS INT), 12, 31)
-      AND (c.end_date IS NULL OR c.end_date >= make_date(CAST($year AS INT), 1, 1))
-),
-by_citizenship AS (
+WITH by_citizenship AS (
+    -- A worker counts once: `IN` keeps each worker however many of their
+    -- contracts run, with no DISTINCT over the contracts.
     SELECT w.citizenship, count(*) AS workers
-    FROM active a
-    JOIN workers w ON w.worker_id = a.worker_id
+    FROM workers w
     JOIN territories t ON t.istat_code = w.istat_code
     WHERE ($district IS NULL OR t.district = $district)
       AND ($province IS NULL OR t.province_code = $province)
+      AND w.worker_id IN (
+          -- Contracts running at some point of the year.
+          SELECT c.worker_id
+          FROM contracts c
+          WHERE c.year <= $year
+            AND c.start_date <= make_date(CAST($year AS INT), 12, 31)
+            AND (c.end_date IS NULL OR c.end_date >= make_date(CAST($year AS INT), 1, 1))
+      )
     GROUP BY w.citizenship
 ),
 ranked AS (
