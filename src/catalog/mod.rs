@@ -10,6 +10,7 @@ mod location;
 mod reference;
 mod register;
 mod warehouse;
+mod writing;
 
 pub use dictionary::{
     reference_csv, ColumnSpec, ColumnType, DatasetKind, DatasetSpec, Dictionary, IdentifierKind,

@@ -9,8 +9,6 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
-use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
@@ -20,7 +18,8 @@ use url::Url;
 
 use super::location::{register_s3_tables, store_error, Location};
 use super::register::{delta_provider, files_provider, TableForm};
-use super::{CatalogError, DatasetSpec, Dictionary};
+use super::writing::{check_batches, commit_properties, side_by_side, writer_properties};
+use super::{CatalogError, Dictionary};
 
 /// File that marks a directory as an Osservatorio warehouse, so that a
 /// mistyped `--data-dir` never turns someone's home directory into one.
@@ -526,77 +525,4 @@ impl Warehouse {
         }
         Ok(Some(table))
     }
-}
-
-fn commit_properties(
-    metadata: serde_json::Map<String, serde_json::Value>,
-) -> deltalake::kernel::transaction::CommitProperties {
-    deltalake::kernel::transaction::CommitProperties::default().with_metadata(
-        metadata
-            .into_iter()
-            .map(|(k, v)| (format!("{COMMIT_METADATA_PREFIX}{k}"), v)),
-    )
-}
-
-/// A scan of `batches` with one input partition per batch.
-fn side_by_side(
-    dataset: &str,
-    batches: Vec<RecordBatch>,
-) -> Result<datafusion::logical_expr::LogicalPlan, CatalogError> {
-    use datafusion::datasource::{provider_as_source, MemTable};
-    use datafusion::logical_expr::LogicalPlanBuilder;
-    let failed = |source: datafusion::error::DataFusionError| CatalogError::Delta {
-        dataset: dataset.to_string(),
-        source: source.into(),
-    };
-    let schema = batches[0].schema();
-    let partitions = batches.into_iter().map(|b| vec![b]).collect();
-    let table = MemTable::try_new(schema, partitions).map_err(failed)?;
-    LogicalPlanBuilder::scan(dataset, provider_as_source(Arc::new(table)), None)
-        .and_then(LogicalPlanBuilder::build)
-        .map_err(failed)
-}
-
-/// Parquet settings for every file the warehouse writes: zstd, and page-level
-/// statistics so the query engine can skip row groups and pages.
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid zstd level"),
-        ))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(512 * 1024))
-        .build()
-}
-
-fn check_batches(spec: &DatasetSpec, batches: &[RecordBatch]) -> Result<(), CatalogError> {
-    let expected = spec.arrow_schema();
-    for batch in batches {
-        let found = batch.schema();
-        if found.fields() != expected.fields() {
-            let describe = |s: &arrow::datatypes::Schema| {
-                s.fields()
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "{}:{}{}",
-                            f.name(),
-                            f.data_type(),
-                            if f.is_nullable() { "?" } else { "" }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            return Err(CatalogError::SchemaMismatch {
-                dataset: spec.name.clone(),
-                reason: format!(
-                    "batch schema [{}] differs from the dictionary's [{}]",
-                    describe(&found),
-                    describe(&expected)
-                ),
-            });
-        }
-    }
-    Ok(())
 }
