@@ -12,6 +12,7 @@ mod flight;
 mod generate;
 mod indicators;
 mod ingest;
+mod ingest_cli;
 #[cfg(feature = "cluster")]
 mod object_store;
 mod query;
