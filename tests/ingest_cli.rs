@@ -24,6 +24,17 @@ fn osservatorio(args: &[&str], data_dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// The number under the header of a one-column CSV answer.
+fn first_count(output: &std::process::Output) -> i64 {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn the_command_line_reports_with_exit_codes_and_quarantines() {
     let (dir, _warehouse) = scratch();
@@ -99,16 +110,7 @@ fn the_command_line_reports_with_exit_codes_and_quarantines() {
         ],
         &root,
     );
-    let count = |o: &std::process::Output| -> i64 {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .nth(1)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    assert_eq!(count(&after), count(&before) + 1);
+    assert_eq!(first_count(&after), first_count(&before) + 1);
 
     let no_key = std::process::Command::new(env!("CARGO_BIN_EXE_osservatorio"))
         .args(["ingest", "workers", input_text, "--data-dir"])
@@ -169,13 +171,7 @@ fn a_killed_ingest_leaves_the_table_whole() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .nth(1)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        first_count(&out)
     };
     let original = count(&root);
     for delay_ms in [50u64, 200, 400, 700, 1000, 1500] {
