@@ -67,6 +67,13 @@ pub(crate) fn text(output: &Output) -> String {
     )
 }
 
+/// Like [`succeed`], on the warehouse at `data`.
+async fn succeed_on(endpoint: &str, data: &str, args: &[&str]) -> String {
+    let mut all = vec!["--data-dir", data];
+    all.extend_from_slice(args);
+    succeed(endpoint, &all).await
+}
+
 async fn succeed(endpoint: &str, args: &[&str]) -> String {
     let result = output(osservatorio(endpoint, SECRET_KEY, args)).await;
     assert!(result.status.success(), "{args:?}: {}", text(&result));
@@ -87,38 +94,28 @@ async fn every_command_works_on_a_warehouse_in_an_s3_store() {
     let (_dir, store) = store("obs").await;
     let endpoint = store.endpoint();
     let data = "s3://obs/regione/warehouse";
-    let sql = |query: &'static str| ["--data-dir", data, "sql", "--format", "csv", query];
+    let sql = |query: &'static str| ["sql", "--format", "csv", query];
 
-    succeed(
-        &endpoint,
-        &["--data-dir", data, "generate", "--scale", "province"],
-    )
-    .await;
-    let workers = succeed(&endpoint, &sql("SELECT count(*) AS n FROM workers")).await;
-    let listing = succeed(&endpoint, &["--data-dir", data, "datasets"]).await;
+    succeed_on(&endpoint, data, &["generate", "--scale", "province"]).await;
+    let workers = succeed_on(&endpoint, data, &sql("SELECT count(*) AS n FROM workers")).await;
+    let listing = succeed_on(&endpoint, data, &["datasets"]).await;
     assert!(listing.contains("contracts"), "{listing}");
 
     // Ingest, history and time travel.
-    succeed(
+    succeed_on(
         &endpoint,
-        &[
-            "--data-dir",
-            data,
-            "ingest",
-            "workers",
-            &fixture("workers_it.csv"),
-        ],
+        data,
+        &["ingest", "workers", &fixture("workers_it.csv")],
     )
     .await;
-    let history = succeed(&endpoint, &["--data-dir", data, "history", "workers"]).await;
+    let history = succeed_on(&endpoint, data, &["history", "workers"]).await;
     assert!(history.contains("workers_it.csv"), "{history}");
-    let after = succeed(&endpoint, &sql("SELECT count(*) AS n FROM workers")).await;
+    let after = succeed_on(&endpoint, data, &sql("SELECT count(*) AS n FROM workers")).await;
     assert_ne!(after, workers, "the ingest added rows");
-    let before = succeed(
+    let before = succeed_on(
         &endpoint,
+        data,
         &[
-            "--data-dir",
-            data,
             "sql",
             "--format",
             "csv",
@@ -131,26 +128,19 @@ async fn every_command_works_on_a_warehouse_in_an_s3_store() {
     assert_eq!(before, workers, "version 0 is the generated table");
 
     // An indicator, a chart and the report read the store too.
-    let indicator = succeed(
+    let indicator = succeed_on(
         &endpoint,
-        &[
-            "--data-dir",
-            data,
-            "indicator",
-            "contracts_started_by_year",
-            "--format",
-            "csv",
-        ],
+        data,
+        &["indicator", "contracts_started_by_year", "--format", "csv"],
     )
     .await;
     assert!(indicator.lines().count() > 2, "{indicator}");
     let out = tempfile::tempdir().unwrap();
     let chart = out.path().join("chart.svg");
-    succeed(
+    succeed_on(
         &endpoint,
+        data,
         &[
-            "--data-dir",
-            data,
             "chart",
             "contracts_started_by_year",
             "--out",
@@ -160,11 +150,10 @@ async fn every_command_works_on_a_warehouse_in_an_s3_store() {
     .await;
     assert!(std::fs::read_to_string(&chart).unwrap().contains("<svg"));
     let report = out.path().join("report");
-    succeed(
+    succeed_on(
         &endpoint,
+        data,
         &[
-            "--data-dir",
-            data,
             "--timeout",
             "300s",
             "report",
@@ -178,22 +167,18 @@ async fn every_command_works_on_a_warehouse_in_an_s3_store() {
     assert!(report.join("report.html").is_file());
 
     // Erase a person the ingest brought in.
-    let person = succeed(
+    let person = succeed_on(
         &endpoint,
+        data,
         &sql("SELECT worker_id FROM workers ORDER BY worker_id LIMIT 1"),
     )
     .await;
     let person = person.lines().nth(1).unwrap().trim().to_string();
-    succeed(
+    succeed_on(&endpoint, data, &["erase", "--person", &person]).await;
+    let left = succeed_on(
         &endpoint,
-        &["--data-dir", data, "erase", "--person", &person],
-    )
-    .await;
-    let left = succeed(
-        &endpoint,
+        data,
         &[
-            "--data-dir",
-            data,
             "sql",
             "--format",
             "csv",
@@ -210,22 +195,12 @@ async fn concurrent_ingests_into_one_s3_table_both_commit_once() {
     let (_dir, store) = store("obs").await;
     let endpoint = store.endpoint();
     let data = "s3://obs/wh";
-    succeed(
-        &endpoint,
-        &["--data-dir", data, "generate", "--scale", "province"],
-    )
-    .await;
+    succeed_on(&endpoint, data, &["generate", "--scale", "province"]).await;
     let count = |endpoint: String| async move {
-        let csv = succeed(
+        let csv = succeed_on(
             &endpoint,
-            &[
-                "--data-dir",
-                data,
-                "sql",
-                "--format",
-                "csv",
-                "SELECT count(*) FROM households",
-            ],
+            data,
+            &["sql", "--format", "csv", "SELECT count(*) FROM households"],
         )
         .await;
         csv.lines().nth(1).unwrap().parse::<u64>().unwrap()
@@ -257,11 +232,7 @@ async fn concurrent_ingests_into_one_s3_table_both_commit_once() {
     let (first, second) = tokio::join!(first, second);
     assert!(first.status.success(), "{}", text(&first));
     assert!(second.status.success(), "{}", text(&second));
-    let history = succeed(
-        &endpoint,
-        &["--data-dir", data, "history", "households", "--json"],
-    )
-    .await;
+    let history = succeed_on(&endpoint, data, &["history", "households", "--json"]).await;
     let commits: serde_json::Value = serde_json::from_str(&history).unwrap();
     let commits = commits.as_array().unwrap();
     let versions: std::collections::BTreeSet<u64> = commits
