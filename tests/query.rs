@@ -227,3 +227,46 @@ async fn results_encode_in_every_format() {
     .unwrap();
     assert_eq!(String::from_utf8(bytes).unwrap().trim(), "[]");
 }
+
+/// The plan text of `EXPLAIN ANALYZE sql`, run through the gate.
+async fn analyzed_plan(sql: &str) -> String {
+    let batches = crate::support::query(&format!("EXPLAIN ANALYZE {sql}")).await;
+    arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("format")
+        .to_string()
+}
+
+/// A join that builds on one year's substitutions filters the contracts it
+/// probes in their scan; a join on the whole `territories` table, which
+/// every contract's code matches, gets no filter at all. Both count what the
+/// same question without a join counts.
+#[tokio::test]
+async fn only_a_selective_join_filters_the_scan_it_probes() {
+    let selective = "SELECT count(*) AS n FROM substitutions s \
+         JOIN contracts c ON c.contract_id = s.contract_id WHERE s.year = 2024";
+    let plan = analyzed_plan(selective).await;
+    assert!(
+        plan.contains("DynamicFilter [ contract_id@"),
+        "the contracts scan is filtered by the substitutions' contracts:\n{plan}"
+    );
+    assert!(
+        !plan.contains("DynamicFilter [ empty ]"),
+        "the filter was computed:\n{plan}"
+    );
+    let substitutions =
+        crate::support::scalar_i64("SELECT count(*) FROM substitutions WHERE year = 2024").await;
+    assert!(substitutions > 0, "the fixture has substitutions in 2024");
+    assert_eq!(crate::support::scalar_i64(selective).await, substitutions);
+
+    let unselective =
+        "SELECT count(*) AS n FROM contracts c JOIN territories t ON t.istat_code = c.istat_code";
+    let plan = analyzed_plan(unselective).await;
+    assert!(
+        !plan.contains("DynamicFilter"),
+        "no filter where every row matches:\n{plan}"
+    );
+    assert_eq!(
+        crate::support::scalar_i64(unselective).await,
+        crate::support::scalar_i64("SELECT count(*) FROM contracts").await
+    );
+}

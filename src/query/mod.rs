@@ -6,6 +6,7 @@
 //! know about HTTP or any other transport.
 
 mod cache;
+mod join_filters;
 mod output;
 mod stream;
 
@@ -53,8 +54,8 @@ impl Default for QueryLimits {
 const SKIP_PARTIAL_RATIO_VARIABLE: &str =
     "DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD";
 
-/// DataFusion's own variable for join filters pushed into scans; the
-/// engine turns them off unless the operator sets it.
+/// DataFusion's own variable for join filters pushed into scans: on, every
+/// join gets one; unset, only the joins `join_filters` finds selective.
 const JOIN_DYNAMIC_FILTER_VARIABLE: &str =
     "DATAFUSION_OPTIMIZER_ENABLE_JOIN_DYNAMIC_FILTER_PUSHDOWN";
 
@@ -266,7 +267,13 @@ impl QueryEngine {
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()
             .map_err(QueryError::Execution)?;
-        let ctx = SessionContext::new_with_config_rt(session_config()?, runtime);
+        let state = datafusion::execution::session_state::SessionStateBuilder::new()
+            .with_config(session_config()?)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(join_filters::SelectiveJoinFilters))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         crate::survey::register(&ctx, crate::survey::SurveyOptions::default());
         Ok(Self {
             ctx,
@@ -476,9 +483,12 @@ impl QueryEngine {
                     .execute_logical_plan(plan)
                     .await
                     .map_err(QueryError::Invalid)?;
-                frame
-                    .execute_stream()
+                let task = join_filters::computing_join_filters(frame.task_ctx());
+                let physical = frame
+                    .create_physical_plan()
                     .await
+                    .map_err(|e| classify(e, memory_limit_mib))?;
+                datafusion::physical_plan::execute_stream(physical, Arc::new(task))
                     .map_err(|e| classify(e, memory_limit_mib))
             })
             .await?;
@@ -531,10 +541,10 @@ pub(crate) fn session_config() -> Result<SessionConfig, QueryError> {
             .execution
             .skip_partial_aggregation_probe_ratio_threshold = 0.5;
     }
-    // The indicators join on person identifiers that nearly all match, so a
-    // join's filter pushed into the scan drops almost nothing and costs a
-    // second hash of every row; without it the national suite took about a
-    // tenth less time (see benches/RESULTS.md).
+    // Joins get a filter pushed into their probe side's scan only where
+    // `join_filters` finds it selective: most indicators join on person
+    // identifiers that nearly all match, where the filter drops nothing
+    // and hashes every row a second time.
     if std::env::var_os(JOIN_DYNAMIC_FILTER_VARIABLE).is_none() {
         config
             .options_mut()

@@ -1,0 +1,199 @@
+//! Which hash joins keep the filter DataFusion derives from their build
+//! side and pushes into the probe side's scan.
+//!
+//! The filter pays when the build side is small: the STAFF indicators join
+//! a year's few thousand substitutions or subsidies to the ten million
+//! contracts or households, and the scan drops nearly every row before the
+//! join. It costs when the build side is large: the "active workers"
+//! indicators join millions of person identifiers that nearly all match, so
+//! the filter drops nothing and hashes every probe row a second time. Both
+//! kinds were measured on the national scale (see benches/RESULTS.md).
+//!
+//! Owns that choice, made once per plan from the planner's row estimates.
+//! It must not change what a query returns: a join without the filter gives
+//! the same rows.
+
+use std::sync::Arc;
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
+use datafusion::physical_expr::split_conjunction;
+use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::{HashJoinExec, HashJoinExecBuilder};
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// A build side that reads more stored rows than this gives its join no
+/// filter, however few rows it is estimated to keep.
+///
+/// The selective joins of the indicators build on tens of thousands of
+/// rows; the unselective ones on millions.
+pub const MAX_FILTERING_BUILD_ROWS: usize = 1_000_000;
+
+/// Keeps the pushed-down filter of a hash join only when its build side is
+/// a restricted read of at most [`MAX_FILTERING_BUILD_ROWS`] stored rows:
+/// some of its scans keep only some rows (a predicate, a filter, or some
+/// partitions of a partitioned table).
+///
+/// Stored rows, not the planner's estimate of the join's input, decide:
+/// without distinct counts the estimate after a join can be off by orders
+/// of magnitude. An unrestricted read, such as the whole `territories`
+/// table joined on the code every row carries, matches every probe row.
+#[derive(Debug, Default)]
+pub struct SelectiveJoinFilters;
+
+impl PhysicalOptimizerRule for SelectiveJoinFilters {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !config.optimizer.enable_dynamic_filter_pushdown {
+            return Ok(plan);
+        }
+        // Join filters on for the session (the operator's choice) give
+        // every join one, as DataFusion does. Off, a plan with a selective
+        // join has the pushdown run again with them on, and then loses
+        // those of its unselective joins; a plan without one stays as
+        // planned, with no placeholder filter in any scan.
+        if config.optimizer.enable_join_dynamic_filter_pushdown
+            || !has_selective_join(plan.as_ref())?
+        {
+            return Ok(plan);
+        }
+        let mut with_join_filters = config.clone();
+        with_join_filters
+            .optimizer
+            .enable_join_dynamic_filter_pushdown = true;
+        let plan = FilterPushdown::new_post_optimization().optimize(plan, &with_join_filters)?;
+        plan.transform_up(|node| {
+            let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if join.dynamic_expressions_produced().is_empty()
+                || BuildSide::of(join.left().as_ref())?.is_selective()
+            {
+                return Ok(Transformed::no(node));
+            }
+            // A join made afresh has no filter; the probe side's scan keeps
+            // its placeholder, which passes every row.
+            let unfiltered = HashJoinExecBuilder::new(
+                Arc::clone(join.left()),
+                Arc::clone(join.right()),
+                join.on().to_vec(),
+                *join.join_type(),
+            )
+            .with_filter(join.filter().cloned())
+            .with_projection_ref(join.projection.clone())
+            .with_partition_mode(*join.partition_mode())
+            .with_null_equality(join.null_equality())
+            .with_null_aware(join.null_aware)
+            .with_fetch(join.fetch())
+            .build_exec()?;
+            Ok(Transformed::yes(unfiltered))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "selective_join_filters"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// What a join's build side reads.
+#[derive(Debug, Default)]
+struct BuildSide {
+    /// Rows of the files its scans read, before any predicate; a scan
+    /// with no row count counts as too many.
+    stored_rows: usize,
+    /// Whether some scan keeps only some rows of its table.
+    restricted: bool,
+}
+
+fn has_selective_join(plan: &dyn ExecutionPlan) -> Result<bool> {
+    if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
+        let (_, probe_preserved) = join.join_type().on_lr_is_preserved();
+        if probe_preserved && BuildSide::of(join.left().as_ref())?.is_selective() {
+            return Ok(true);
+        }
+    }
+    for child in plan.children() {
+        if has_selective_join(child.as_ref())? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+impl BuildSide {
+    fn is_selective(&self) -> bool {
+        self.restricted && self.stored_rows <= MAX_FILTERING_BUILD_ROWS
+    }
+
+    fn of(plan: &dyn ExecutionPlan) -> Result<Self> {
+        let mut side = Self::default();
+        side.add(plan)?;
+        Ok(side)
+    }
+
+    fn add(&mut self, plan: &dyn ExecutionPlan) -> Result<()> {
+        if plan.downcast_ref::<FilterExec>().is_some() {
+            self.restricted = true;
+        }
+        if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
+            let rows = StatisticsContext::new()
+                .compute(plan, &StatisticsArgs::new())?
+                .num_rows;
+            let rows = match rows {
+                Precision::Exact(rows) | Precision::Inexact(rows) => rows,
+                Precision::Absent => usize::MAX,
+            };
+            self.stored_rows = self.stored_rows.saturating_add(rows);
+            if let Some(files) = scan.data_source().downcast_ref::<FileScanConfig>() {
+                let predicate = files.file_source().filter();
+                let has_static_predicate = predicate.is_some_and(|predicate| {
+                    split_conjunction(&predicate)
+                        .iter()
+                        .any(|part| part.downcast_ref::<DynamicFilterPhysicalExpr>().is_none())
+                });
+                // The provider prunes partitions before planning the scan,
+                // so a read of some partitions shows only in its paths.
+                let partitioned = files.file_groups.iter().flat_map(|g| g.iter()).any(|file| {
+                    file.object_meta
+                        .location
+                        .parts()
+                        .any(|part| part.as_ref().contains('='))
+                });
+                self.restricted |= has_static_predicate || partitioned;
+            }
+        }
+        for child in plan.children() {
+            self.add(child.as_ref())?;
+        }
+        Ok(())
+    }
+}
+
+/// The context a plan runs in: a join computes the filter it was given at
+/// planning only if the running session has join filters on, and the
+/// engine's sessions plan with them off.
+pub fn computing_join_filters(task: TaskContext) -> TaskContext {
+    let mut config = task.session_config().clone();
+    config
+        .options_mut()
+        .optimizer
+        .enable_join_dynamic_filter_pushdown = true;
+    task.with_session_config(config)
+}
