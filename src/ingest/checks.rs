@@ -5,6 +5,7 @@
 //! Owns those rules; it reports problems and must not drop rows itself.
 
 use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow::row::{Row, RowConverter, Rows, SortField};
@@ -46,35 +47,65 @@ pub(super) fn duplicate_keys_in_batch(
         .map(|b| converter.convert_columns(&key_columns(b)))
         .collect::<Result<_, _>>()?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    // Each core keeps the keys whose hash falls to it: a key and its
+    // repeats always meet in the same map, and each map holds a share.
     // DataFusion's own map: its hasher is several times faster than the
     // standard one on short keys.
-    let mut first: HashMap<Row<'_>, (usize, usize)> = HashMap::with_capacity(rows);
-    let mut problems = Vec::new();
-    for (part, (batch, keys)) in batches.iter().zip(&keys).enumerate() {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // One hasher, cloned into every map: a key hashes alike in all of them.
+    let hasher = HashMap::<(), ()>::default().hasher().clone();
+    let mut repeats: Vec<((usize, usize), (usize, usize))> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|share| {
+                let (keys, hasher) = (&keys, &hasher);
+                scope.spawn(move || {
+                    let mut first: HashMap<Row<'_>, (usize, usize)> =
+                        HashMap::with_capacity_and_hasher(rows / threads + 1, hasher.clone());
+                    let mut repeats = Vec::new();
+                    for (part, keys) in keys.iter().enumerate() {
+                        for row in 0..keys.num_rows() {
+                            let key = keys.row(row);
+                            if hasher.hash_one(key) as usize % threads != share {
+                                continue;
+                            }
+                            match first.entry(key) {
+                                Entry::Vacant(slot) => {
+                                    slot.insert((part, row));
+                                }
+                                Entry::Occupied(earlier) => {
+                                    repeats.push(((part, row), *earlier.get()));
+                                }
+                            }
+                        }
+                    }
+                    repeats
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a key-checking thread panicked"))
+            .collect()
+    });
+    repeats.sort_unstable();
+    let mut problems = Vec::with_capacity(repeats.len());
+    for ((part, row), (earlier_part, earlier_row)) in repeats {
+        let batch = &batches[part];
         let (file_ids, lines) = tracking(batch);
-        for row in 0..batch.num_rows() {
-            let (earlier_part, earlier_row) = match first.entry(keys.row(row)) {
-                Entry::Vacant(slot) => {
-                    slot.insert((part, row));
-                    continue;
-                }
-                Entry::Occupied(earlier) => *earlier.get(),
-            };
-            let (earlier_files, earlier_lines) = tracking(&batches[earlier_part]);
-            let shown: Vec<String> = key_columns(batch).iter().map(|c| text_at(c, row)).collect();
-            problems.push(Problem {
-                file: files[file_ids.value(row) as usize].clone(),
-                line: lines.value(row),
-                column: Some(spec.primary_key.join(", ")),
-                value: Some(shown.join(", ")),
-                rule: Rule::DuplicateKey,
-                message: format!(
-                    "the same key as {}:{}",
-                    files[earlier_files.value(earlier_row) as usize],
-                    earlier_lines.value(earlier_row)
-                ),
-            });
-        }
+        let (earlier_files, earlier_lines) = tracking(&batches[earlier_part]);
+        let shown: Vec<String> = key_columns(batch).iter().map(|c| text_at(c, row)).collect();
+        problems.push(Problem {
+            file: files[file_ids.value(row) as usize].clone(),
+            line: lines.value(row),
+            column: Some(spec.primary_key.join(", ")),
+            value: Some(shown.join(", ")),
+            rule: Rule::DuplicateKey,
+            message: format!(
+                "the same key as {}:{}",
+                files[earlier_files.value(earlier_row) as usize],
+                earlier_lines.value(earlier_row)
+            ),
+        });
     }
     Ok(problems)
 }

@@ -6,8 +6,8 @@
 //! Owns bytes → records. It must not interpret values (that is `fields`)
 //! and must not print a cell, which may hold a personal identifier.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -28,14 +28,20 @@ pub enum Encoding {
 }
 
 /// Data rows as read, each with as many cells as the header, and the line
-/// each starts on. The text of every cell is kept in one buffer: a million
-/// rows cost a handful of allocations, not several per row.
-#[derive(Debug, Clone, Default)]
+/// each starts on. Cells are ranges of one shared text: the file itself
+/// when it could be cut at separators as it is, or one buffer the parser
+/// copied them into. A million rows cost a handful of allocations.
+#[derive(Debug, Clone)]
 pub struct Rows {
     width: usize,
-    text: String,
-    /// Where each cell ends in `text`; `width` entries per row.
-    ends: Vec<usize>,
+    /// Cells are separated by exactly one byte in it.
+    text: Arc<String>,
+    /// Where each row's first cell starts in `text`.
+    starts: Vec<usize>,
+    /// Where each cell ends, from the start of its row; `width` entries per
+    /// row. A row fits in `u32`: a cell longer than [`MAX_FIELD_CHARS`]
+    /// rejects its row.
+    ends: Vec<u32>,
     lines: Vec<u64>,
 }
 
@@ -43,17 +49,24 @@ impl Rows {
     fn new(width: usize) -> Self {
         Self {
             width,
-            ..Self::default()
+            text: Arc::new(String::new()),
+            starts: Vec::new(),
+            ends: Vec::new(),
+            lines: Vec::new(),
         }
     }
 
-    /// Appends a row; `cells` must yield `width` cells.
+    /// Appends a row of copied cells; `cells` must yield `width` cells.
     fn push<'c>(&mut self, line: u64, cells: impl IntoIterator<Item = &'c str>) {
+        let text = Arc::get_mut(&mut self.text).expect("a copied text is not shared");
+        let start = text.len();
+        self.starts.push(start);
         for cell in cells {
-            self.text.push_str(cell);
-            self.ends.push(self.text.len());
+            text.push_str(cell);
+            self.ends.push((text.len() - start) as u32);
+            text.push('\u{1f}');
         }
-        debug_assert_eq!(self.ends.len(), (self.lines.len() + 1) * self.width);
+        debug_assert_eq!(self.ends.len(), self.starts.len() * self.width);
         self.lines.push(line);
     }
 
@@ -73,8 +86,13 @@ impl Rows {
     /// Cell `column` of row `row`.
     pub fn cell(&self, row: usize, column: usize) -> &str {
         let index = row * self.width + column;
-        let start = if index == 0 { 0 } else { self.ends[index - 1] };
-        &self.text[start..self.ends[index]]
+        let row_start = self.starts[row];
+        let start = if column == 0 {
+            row_start
+        } else {
+            row_start + self.ends[index - 1] as usize + 1
+        };
+        &self.text[start..row_start + self.ends[index] as usize]
     }
 
     /// The cells of row `row`, in the file's order.
@@ -116,18 +134,16 @@ pub fn read_file(path: &Path, encoding: Option<Encoding>) -> Result<RawFile, Ing
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    // The digest is computed beside the parse, which does not need it.
-    let (sha256, file) = std::thread::scope(|scope| {
-        let digest = scope.spawn(|| hex::encode(Sha256::digest(&bytes)));
-        let file = match extension.as_deref() {
-            Some("xlsx") | Some("xlsm") | Some("xls") | Some("ods") => read_sheet(path),
-            _ => read_csv(path, &bytes, encoding),
-        };
-        (digest.join().expect("the digest thread panicked"), file)
-    });
-    let mut file = file?;
-    file.sha256 = sha256;
-    file.bytes = bytes.len() as u64;
+    let size = bytes.len() as u64;
+    let mut file = match extension.as_deref() {
+        Some("xlsx") | Some("xlsm") | Some("xls") | Some("ods") => {
+            let mut file = read_sheet(path)?;
+            file.sha256 = hex::encode(Sha256::digest(&bytes));
+            file
+        }
+        _ => read_csv(path, bytes, encoding)?,
+    };
+    file.bytes = size;
     if file.header.iter().all(|h| h.trim().is_empty()) {
         return Err(IngestError::Empty {
             path: path.to_path_buf(),
@@ -136,41 +152,43 @@ pub fn read_file(path: &Path, encoding: Option<Encoding>) -> Result<RawFile, Ing
     Ok(file)
 }
 
-fn decode<'a>(
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The file's text, how it was decoded, and the file's own bytes when the
+/// text is not them (the digest is of the file as sent). A UTF-8 text keeps
+/// its byte-order mark.
+fn decode(
     path: &Path,
-    bytes: &'a [u8],
+    bytes: Vec<u8>,
     encoding: Option<Encoding>,
-) -> Result<(Cow<'a, str>, &'static str), IngestError> {
-    let undecodable = |line: u64, reason: String| IngestError::Encoding {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let line_of =
-        |offset: usize| 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count() as u64;
-    let (body, had_bom) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        Some(rest) => (rest, true),
-        None => (bytes, false),
-    };
-    let bom_offset = if had_bom { 3 } else { 0 };
-    let as_utf8 = |body: &'a [u8]| {
-        match std::str::from_utf8(body) {
-        Ok(text) => Ok(Cow::Borrowed(text)),
-        Err(e) => Err(undecodable(
-            line_of(bom_offset + e.valid_up_to()),
-            "bytes that are not UTF-8; if the file comes from Excel on Windows, try --encoding windows-1252".into(),
-        )),
-    }
+) -> Result<(String, &'static str, Option<Vec<u8>>), IngestError> {
+    let had_bom = bytes.starts_with(BOM);
+    let as_utf8 = |bytes: Vec<u8>| {
+        String::from_utf8(bytes).map_err(|e| IngestError::Encoding {
+            path: path.to_path_buf(),
+            line: line_of(e.as_bytes(), e.utf8_error().valid_up_to()),
+            reason: "bytes that are not UTF-8; if the file comes from Excel on Windows, try --encoding windows-1252".into(),
+        })
     };
     match encoding {
-        Some(Encoding::Utf8) => Ok((as_utf8(body)?, "UTF-8")),
-        Some(Encoding::Windows1252) => Ok((windows_1252(path, bytes)?.into(), "Windows-1252")),
-        None if had_bom => Ok((as_utf8(body)?, "UTF-8 with BOM")),
-        None => match std::str::from_utf8(body) {
-            Ok(text) => Ok((Cow::Borrowed(text), "UTF-8")),
-            Err(_) => Ok((windows_1252(path, bytes)?.into(), "Windows-1252")),
+        Some(Encoding::Utf8) => Ok((as_utf8(bytes)?, "UTF-8", None)),
+        Some(Encoding::Windows1252) => {
+            Ok((windows_1252(path, &bytes)?, "Windows-1252", Some(bytes)))
+        }
+        None if had_bom => Ok((as_utf8(bytes)?, "UTF-8 with BOM", None)),
+        None => match String::from_utf8(bytes) {
+            Ok(text) => Ok((text, "UTF-8", None)),
+            Err(e) => {
+                let bytes = e.into_bytes();
+                Ok((windows_1252(path, &bytes)?, "Windows-1252", Some(bytes)))
+            }
         },
     }
+}
+
+/// The line of byte `offset`.
+fn line_of(bytes: &[u8], offset: usize) -> u64 {
+    1 + memchr::memchr_iter(b'\n', &bytes[..offset]).count() as u64
 }
 
 /// Windows-1252 leaves five bytes undefined; a file that has them is in
@@ -182,7 +200,7 @@ fn windows_1252(path: &Path, bytes: &[u8]) -> Result<String, IngestError> {
     {
         return Err(IngestError::Encoding {
             path: path.to_path_buf(),
-            line: 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count() as u64,
+            line: line_of(bytes, offset),
             reason: format!(
                 "byte 0x{:02X} is neither UTF-8 nor Windows-1252; save the file as CSV UTF-8",
                 bytes[offset]
@@ -226,26 +244,36 @@ fn separator_name(separator: u8) -> &'static str {
     }
 }
 
-fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<RawFile, IngestError> {
-    let (text, encoding_name) = decode(path, bytes, encoding)?;
+fn read_csv(
+    path: &Path,
+    bytes: Vec<u8>,
+    encoding: Option<Encoding>,
+) -> Result<RawFile, IngestError> {
+    let (text, encoding_name, original) = decode(path, bytes, encoding)?;
     // Line ends become `\n` before parsing: the reader counts lines by `\n`
     // and would place a record after a CRLF on the line before.
-    let text = if text.contains('\r') {
-        Cow::Owned(text.replace("\r\n", "\n"))
+    let (text, original) = if text.contains('\r') {
+        let normalised = text.replace("\r\n", "\n");
+        (normalised, original.or(Some(text.into_bytes())))
     } else {
-        text
+        (text, original)
     };
-    if text.trim().is_empty() {
+    let bom = if text.as_bytes().starts_with(BOM) {
+        BOM.len()
+    } else {
+        0
+    };
+    if text[bom..].trim().is_empty() {
         return Err(IngestError::Empty {
             path: path.to_path_buf(),
         });
     }
-    let separator = detect_separator(&text);
+    let separator = detect_separator(&text[bom..]);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(separator)
         .has_headers(false)
         .flexible(true)
-        .from_reader(text.as_bytes());
+        .from_reader(text[bom..].as_bytes());
     let mut rows = reader.records();
     let header: Vec<String> = match rows.next() {
         Some(Ok(record)) => record.iter().map(|h| h.trim().to_string()).collect(),
@@ -263,21 +291,54 @@ fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<Raw
         }
     };
     // Where the data starts: the reader stands at the next record.
-    let body_start = rows.reader().position().byte() as usize;
+    let body_start = bom + rows.reader().position().byte() as usize;
     let lines_before_body = rows.reader().position().line() - 1;
+    let text = Arc::new(text);
     let body = &text[body_start..];
-    let parse =
-        |chunk: &str, lines_before: u64| records_of(path, chunk, lines_before, &header, separator);
+    // A body with no quote and no lone carriage return is cut at its
+    // separators as it is: every line end ends a record and every
+    // separator ends a cell. Otherwise the CSV reader copies the cells out.
+    let plain = memchr::memchr2(b'"', b'\r', body.as_bytes()).is_none();
+    let (sha256, parts) = std::thread::scope(|scope| {
+        // The digest is computed beside the parse, which does not need it.
+        let digest = scope.spawn(|| {
+            hex::encode(Sha256::digest(
+                original.as_deref().unwrap_or(text.as_bytes()),
+            ))
+        });
+        let parts = if plain {
+            in_parallel(body, lines_before_body, |range, lines_before| {
+                let range = body_start + range.start..body_start + range.end;
+                Ok(plain_rows(
+                    path,
+                    &text,
+                    range,
+                    lines_before,
+                    &header,
+                    separator,
+                ))
+            })
+        } else {
+            vec![records_of(
+                path,
+                body,
+                lines_before_body,
+                &header,
+                separator,
+            )]
+        };
+        (digest.join().expect("the digest thread panicked"), parts)
+    });
     let mut rows = Vec::new();
     let mut problems = Vec::new();
-    for part in in_parallel(body, lines_before_body, parse) {
+    for part in parts {
         let (part_rows, mut part_problems) = part?;
         rows.push(part_rows);
         problems.append(&mut part_problems);
     }
     Ok(RawFile {
         path: path.to_path_buf(),
-        sha256: String::new(),
+        sha256,
         bytes: 0,
         format: format!(
             "CSV, separator {}, {encoding_name}",
@@ -293,17 +354,17 @@ fn read_csv(path: &Path, bytes: &[u8], encoding: Option<Encoding>) -> Result<Raw
 const PARALLEL_PARSE_BYTES: usize = 4 << 20;
 
 /// Runs `parse` on pieces of `body` that end at line ends, one per core, and
-/// gives their results in order; `parse` gets each piece and the number of
-/// lines before it. Only a body without quotes is cut: there every line end
-/// ends a record, while inside a quoted field it may not.
+/// gives their results in order; `parse` gets each piece's range in `body`
+/// and the number of lines before it. Only a body where every line end
+/// ends a record may be cut.
 fn in_parallel<T: Send>(
     body: &str,
     lines_before: u64,
-    parse: impl Fn(&str, u64) -> T + Sync,
+    parse: impl Fn(std::ops::Range<usize>, u64) -> T + Sync,
 ) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || body.len() < PARALLEL_PARSE_BYTES || body.contains('"') {
-        return vec![parse(body, lines_before)];
+    if threads == 1 || body.len() < PARALLEL_PARSE_BYTES {
+        return vec![parse(0..body.len(), lines_before)];
     }
     let mut pieces = Vec::with_capacity(threads);
     let mut start = 0;
@@ -313,13 +374,11 @@ fn in_parallel<T: Send>(
             body.len()
         } else {
             let target = (body.len() * k / threads).max(start);
-            body[target..]
-                .find('\n')
-                .map_or(body.len(), |i| target + i + 1)
+            memchr::memchr(b'\n', &body.as_bytes()[target..]).map_or(body.len(), |i| target + i + 1)
         };
         if end > start {
             pieces.push((start..end, lines));
-            lines += body[start..end].bytes().filter(|&b| b == b'\n').count() as u64;
+            lines += memchr::memchr_iter(b'\n', &body.as_bytes()[start..end]).count() as u64;
             start = end;
         }
     }
@@ -327,7 +386,7 @@ fn in_parallel<T: Send>(
         let parse = &parse;
         let workers: Vec<_> = pieces
             .into_iter()
-            .map(|(range, lines)| scope.spawn(move || parse(&body[range], lines)))
+            .map(|(range, lines)| scope.spawn(move || parse(range, lines)))
             .collect();
         workers
             .into_iter()
@@ -336,8 +395,107 @@ fn in_parallel<T: Send>(
     })
 }
 
-/// The rows of `chunk`, which starts a record, and the problems of
-/// those that cannot be read; lines are counted after `lines_before`.
+/// The rows of `text[range]`, which has no quote and no carriage return
+/// and starts a line, as ranges of `text`, and the problems of those that
+/// cannot be read; lines are counted after `lines_before`. It reads as
+/// the CSV reader would: a line with no separator and only blanks is no
+/// row.
+fn plain_rows(
+    path: &Path,
+    text: &Arc<String>,
+    range: std::ops::Range<usize>,
+    lines_before: u64,
+    header: &[String],
+    separator: u8,
+) -> (Rows, Vec<Problem>) {
+    let width = header.len();
+    let piece = &text.as_bytes()[range.clone()];
+    let mut rows = Rows {
+        width,
+        text: Arc::clone(text),
+        starts: Vec::new(),
+        ends: Vec::new(),
+        lines: Vec::new(),
+    };
+    let mut problems = Vec::new();
+    let mut line = lines_before;
+    let mut start = 0;
+    while start < piece.len() {
+        let end = memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i);
+        let record = &piece[start..end];
+        let row_start = range.start + start;
+        start = end + 1;
+        line += 1;
+        let as_text = &text[row_start..row_start + record.len()];
+        if memchr::memchr(separator, record).is_none() && as_text.trim().is_empty() {
+            continue;
+        }
+        let first_end = rows.ends.len();
+        // Cell ends are kept from the row's start in 32 bits. A row that
+        // passes both checks below is shorter than that unless the header
+        // has more than 65535 columns, and then every column is unknown to
+        // the dictionary and the file is refused whole.
+        rows.ends.extend(
+            memchr::memchr_iter(separator, record)
+                .chain([record.len()])
+                .map(|end| end as u32),
+        );
+        let fields = rows.ends.len() - first_end;
+        if fields != width {
+            rows.ends.truncate(first_end);
+            problems.push(Problem::file_level(
+                path,
+                line,
+                Rule::FieldCount,
+                format!(
+                    "{fields} fields where the header has {width} (separator {})",
+                    separator_name(separator)
+                ),
+            ));
+            continue;
+        }
+        if let Some(problem) = long_cell(path, line, as_text, separator, header) {
+            rows.ends.truncate(first_end);
+            problems.push(problem);
+            continue;
+        }
+        rows.starts.push(row_start);
+        rows.lines.push(line);
+    }
+    (rows, problems)
+}
+
+/// The problem of a row with a cell longer than [`MAX_FIELD_CHARS`].
+fn long_cell(
+    path: &Path,
+    line: u64,
+    record: &str,
+    separator: u8,
+    header: &[String],
+) -> Option<Problem> {
+    // Most lines are shorter than one cell may be.
+    if record.len() <= MAX_FIELD_CHARS {
+        return None;
+    }
+    let (index, chars) = record
+        .split(char::from(separator))
+        .map(|cell| cell.chars().count())
+        .enumerate()
+        .find(|&(_, chars)| chars > MAX_FIELD_CHARS)?;
+    Some(Problem::file_level(
+        path,
+        line,
+        Rule::FieldTooLong,
+        format!(
+            "column `{}` has {chars} characters, more than {MAX_FIELD_CHARS}",
+            header.get(index).map_or("?", String::as_str),
+        ),
+    ))
+}
+
+/// The rows of `chunk`, which starts a record, copied out by the CSV
+/// reader, and the problems of those that cannot be read; lines are
+/// counted after `lines_before`.
 fn records_of(
     path: &Path,
     chunk: &str,
@@ -514,6 +672,47 @@ mod tests {
         assert_eq!(raw.problems.len(), 1);
         assert_eq!(raw.problems[0].line, bad_row as u64 + 2);
         assert_eq!(raw.sha256, hex::encode(Sha256::digest(text.as_bytes())));
+    }
+
+    /// The rows and problems of `body` as the plain cut reads it and as the
+    /// CSV reader reads it.
+    fn both_ways(body: &str, separator: u8) -> [(Vec<(u64, Vec<String>)>, Vec<String>); 2] {
+        let header: Vec<String> = ["id", "label", "group"].map(String::from).into();
+        let path = Path::new("export.csv");
+        let text = Arc::new(body.to_string());
+        let plain = plain_rows(path, &text, 0..body.len(), 1, &header, separator);
+        let copied = records_of(path, body, 1, &header, separator).unwrap();
+        [plain, copied].map(|(rows, problems)| {
+            (
+                (0..rows.len())
+                    .map(|r| (rows.line(r), rows.cells(r).map(String::from).collect()))
+                    .collect(),
+                problems
+                    .iter()
+                    .map(|p| format!("{}:{}", p.line, p.message))
+                    .collect(),
+            )
+        })
+    }
+
+    #[test]
+    fn the_plain_cut_reads_what_the_csv_reader_reads() {
+        let long = "x".repeat(MAX_FIELD_CHARS + 1);
+        let accented = "è".repeat(MAX_FIELD_CHARS);
+        let bodies = [
+            "1,one,a\n2,two,b\n".to_string(),
+            "1,one,a\n\n   \n2,,b\n,,\n".to_string(),
+            "1,one\n2,two,b,extra\n3,three,c".to_string(),
+            format!("1,{long},a\n2,{accented},b\n3, spaced ,c\n"),
+            " , \n4,four,d\n".to_string(),
+        ];
+        for body in &bodies {
+            let [plain, copied] = both_ways(body, b',');
+            assert_eq!(plain, copied, "{body:?}");
+        }
+        let [plain, copied] = both_ways("1\tone\ta\n2\t\tb\n", b'\t');
+        assert_eq!(plain, copied);
+        assert_eq!(plain.0[1], (3, vec!["2".into(), "".into(), "b".into()]));
     }
 
     #[test]
