@@ -27,20 +27,22 @@
 -- type = "text"
 
 WITH started AS (
-    -- Grouped by the integer year; the text the charts want is made from
-    -- the dozen result rows, not from every contract.
-    SELECT c.year, c.job_type
+    -- Counted by the integer year and type first: the yearly totals are
+    -- then added up from these few rows, not counted again from every
+    -- contract, and the text the charts want is made from the result.
+    SELECT c.year, c.job_type, count(*) AS contracts
     FROM contracts c
     JOIN territories t ON t.istat_code = c.istat_code
     WHERE c.year BETWEEN CAST($year AS INT) - 9 AND CAST($year AS INT)
       AND ($district IS NULL OR t.district = $district)
       AND ($province IS NULL OR t.province_code = $province)
+    GROUP BY c.year, c.job_type
 ),
 counted AS (
     SELECT
         year,
         CASE WHEN grouping(job_type) = 1 THEN '_T' ELSE job_type END AS job_type,
-        count(*) AS contracts
+        sum(contracts) AS contracts
     FROM started
     GROUP BY GROUPING SETS ((year, job_type), (year))
 )

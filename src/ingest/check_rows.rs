@@ -77,7 +77,7 @@ pub(super) fn check_records(
 /// `cell(i)`, into `values` (empty on entry), or gives its problems.
 fn check_row<'r>(
     spec: &'r DatasetSpec,
-    reader: &CellReader<'_>,
+    reader: &CellReader<'r>,
     column_of: &[Option<usize>],
     file: &str,
     line: u64,
@@ -91,7 +91,7 @@ fn check_row<'r>(
             continue;
         }
         let text = column_of[c].map_or("", &cell);
-        match reader.read(column, text) {
+        match reader.read(&reader.columns[c], text) {
             Ok(value) => values.push(value),
             Err(p) => {
                 values.push(Value::Null);

@@ -142,6 +142,36 @@ pub struct NumberStyle {
     pub decimal_comma: bool,
 }
 
+/// A column of the dictionary with its rules made ready once per ingest:
+/// its pattern compiled, its codes in a set.
+pub struct ColumnRules<'s> {
+    pub spec: &'s ColumnSpec,
+    pattern: Option<regex::Regex>,
+    /// The codes as the dictionary writes them; a cell in another case is
+    /// looked for among them one by one.
+    codes: Option<datafusion::common::HashSet<&'s str>>,
+}
+
+impl<'s> ColumnRules<'s> {
+    /// The rules of every column of `dataset`, in its order.
+    pub fn of(dataset: &'s DatasetSpec) -> Vec<Self> {
+        dataset
+            .columns
+            .iter()
+            .map(|spec| Self {
+                spec,
+                pattern: spec.pattern.as_ref().map(|pattern| {
+                    regex::Regex::new(pattern).expect("the dictionary checks its patterns")
+                }),
+                codes: spec
+                    .codes
+                    .as_ref()
+                    .map(|codes| codes.iter().map(String::as_str).collect()),
+            })
+            .collect()
+    }
+}
+
 /// The reading context of one ingest.
 #[derive(Clone, Copy)]
 pub struct CellReader<'a> {
@@ -149,13 +179,18 @@ pub struct CellReader<'a> {
     pub style: NumberStyle,
     pub latest_date: NaiveDate,
     pub earliest_date: NaiveDate,
-    /// Each column's pattern, compiled once per ingest.
-    pub patterns: &'a HashMap<String, regex::Regex>,
+    /// The dataset's columns, in the dictionary's order.
+    pub columns: &'a [ColumnRules<'a>],
 }
 
 impl CellReader<'_> {
-    /// Reads one cell of `column`.
-    pub fn read<'v>(&self, column: &'v ColumnSpec, raw: &'v str) -> Result<Value<'v>, CellProblem> {
+    /// Reads one cell of `rules.spec`.
+    pub fn read<'v>(
+        &self,
+        rules: &ColumnRules<'v>,
+        raw: &'v str,
+    ) -> Result<Value<'v>, CellProblem> {
+        let column = rules.spec;
         let text = raw.trim();
         let shown = || {
             if column.pseudonymous {
@@ -185,21 +220,20 @@ impl CellReader<'_> {
                     }
                     return Ok(Value::Text(self.pseudonymizer.pseudonym(text).into()));
                 }
-                let text = match &column.codes {
-                    Some(codes) => codes
-                        .iter()
-                        .find(|c| c.eq_ignore_ascii_case(text))
-                        .map(|c| Cow::Borrowed(c.as_str()))
-                        .ok_or_else(|| {
-                            problem(Rule::Code, format!("not one of {}", codes.join(", ")))
-                        })?,
-                    None => Cow::Borrowed(text),
+                let text = match (&column.codes, &rules.codes) {
+                    (Some(codes), Some(exact)) => match exact.get(text) {
+                        Some(&code) => Cow::Borrowed(code),
+                        None => codes
+                            .iter()
+                            .find(|c| c.eq_ignore_ascii_case(text))
+                            .map(|c| Cow::Borrowed(c.as_str()))
+                            .ok_or_else(|| {
+                                problem(Rule::Code, format!("not one of {}", codes.join(", ")))
+                            })?,
+                    },
+                    _ => Cow::Borrowed(text),
                 };
-                let regex = match column.pattern {
-                    Some(_) => self.patterns.get(&column.name),
-                    None => None,
-                };
-                if let Some(regex) = regex {
+                if let Some(regex) = &rules.pattern {
                     if !regex.is_match(&text) {
                         return Err(problem(
                             Rule::Pattern,

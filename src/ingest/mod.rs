@@ -39,7 +39,7 @@ pub use report::{FileSummary, IngestReport, Outcome, Problem, Rule};
 
 use check_rows::check_records;
 use checks::{duplicate_keys_in_batch, refuse_repeats, warehouse_checks};
-use fields::{match_headers, CellReader, HeaderMatch};
+use fields::{match_headers, CellReader, ColumnRules, HeaderMatch};
 use rows::{strip_tracking, tracking, years_of, RowBuilder};
 
 pub use erase::{erase, Erasure};
@@ -149,17 +149,9 @@ pub async fn ingest(
     progress.set_message(format!("checking {dataset}"));
 
     let today = Utc::now().date_naive();
-    let patterns: HashMap<String, regex::Regex> = spec
-        .columns
-        .iter()
-        .filter_map(|c| {
-            let pattern = c.pattern.as_ref()?;
-            let regex = regex::Regex::new(pattern).expect("the dictionary checks its patterns");
-            Some((c.name.clone(), regex))
-        })
-        .collect();
+    let rules = ColumnRules::of(&spec);
     let reader = CellReader {
-        patterns: &patterns,
+        columns: &rules,
         pseudonymizer,
         style: NumberStyle {
             decimal_comma: false,
