@@ -185,3 +185,47 @@ async fn a_foreign_or_missing_directory_is_refused() {
     );
     assert!(!missing.exists());
 }
+
+/// A one-column key is unique in every row: its values are written plain,
+/// with no dictionary built only to be dropped; other text columns keep
+/// theirs.
+#[tokio::test]
+async fn a_key_column_is_written_without_a_dictionary() {
+    use parquet::basic::Encoding;
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = Warehouse::create(dir.path(), dictionary()).await.unwrap();
+    warehouse
+        .write(
+            "desks",
+            vec![desks(&["D00001", "D00002", "D00003"])],
+            WriteMode::Replace,
+        )
+        .await
+        .unwrap();
+    let table = warehouse.table("desks").await.unwrap().unwrap();
+    let uri = table.get_file_uris().unwrap().next().expect("one file");
+    let file = std::fs::File::open(crate::support::local_file(&uri)).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let row_group = parquet::file::reader::FileReader::metadata(&reader).row_group(0);
+    let encodings = |column: &str| -> Vec<Encoding> {
+        let chunk = row_group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == column)
+            .unwrap_or_else(|| panic!("no column {column}"));
+        chunk.encodings().collect()
+    };
+    let dictionary_encoded = |e: &Vec<Encoding>| {
+        e.contains(&Encoding::RLE_DICTIONARY) || e.contains(&Encoding::PLAIN_DICTIONARY)
+    };
+    assert!(
+        !dictionary_encoded(&encodings("desk_id")),
+        "{:?}",
+        encodings("desk_id")
+    );
+    assert!(
+        dictionary_encoded(&encodings("desk_kind")),
+        "{:?}",
+        encodings("desk_kind")
+    );
+}

@@ -326,7 +326,7 @@ impl Warehouse {
         let written = builder
             .with_commit_properties(commit_properties(metadata))
             .with_partition_columns(spec.partition_columns())
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(spec))
             .with_table_name(&spec.name)
             .with_description(&spec.description)
             .await

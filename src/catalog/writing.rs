@@ -10,6 +10,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::schema::types::ColumnPath;
 
 use super::warehouse::COMMIT_METADATA_PREFIX;
 use super::{CatalogError, DatasetSpec};
@@ -44,15 +45,21 @@ pub(super) fn side_by_side(
 }
 
 /// Parquet settings for every file the warehouse writes: zstd, and page-level
-/// statistics so the query engine can skip row groups and pages.
-pub(super) fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+/// statistics so the query engine can skip row groups and pages. A key of
+/// one column is unique in every row, so a dictionary of its values would
+/// only be built to be dropped: it is written plain.
+pub(super) fn writer_properties(spec: &DatasetSpec) -> WriterProperties {
+    let mut properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid zstd level"),
         ))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(512 * 1024))
-        .build()
+        .set_max_row_group_row_count(Some(512 * 1024));
+    if let [key] = spec.primary_key.as_slice() {
+        properties =
+            properties.set_column_dictionary_enabled(ColumnPath::from(key.as_str()), false);
+    }
+    properties.build()
 }
 
 /// Refuses batches whose schema is not the dictionary's.

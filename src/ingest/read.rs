@@ -126,7 +126,7 @@ impl RawFile {
 
 /// Reads a CSV or XLSX file, chosen by its extension.
 pub fn read_file(path: &Path, encoding: Option<Encoding>) -> Result<RawFile, IngestError> {
-    let bytes = std::fs::read(path).map_err(|source| IngestError::Read {
+    let bytes = read_bytes(path).map_err(|source| IngestError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -150,6 +150,42 @@ pub fn read_file(path: &Path, encoding: Option<Encoding>) -> Result<RawFile, Ing
         });
     }
     Ok(file)
+}
+
+/// The bytes of the file at `path`. A large file is read in one piece per
+/// core, side by side: copying a hundred megabytes out of the page cache
+/// takes a core about a tenth of a second.
+fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path)?;
+        let size = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if size >= PARALLEL_PARSE_BYTES && threads > 1 {
+            let mut bytes = vec![0u8; size];
+            let piece = size.div_ceil(threads);
+            std::thread::scope(|scope| {
+                let readers: Vec<_> = bytes
+                    .chunks_mut(piece)
+                    .enumerate()
+                    .map(|(k, chunk)| {
+                        let file = &file;
+                        scope.spawn(move || file.read_exact_at(chunk, (k * piece) as u64))
+                    })
+                    .collect();
+                readers
+                    .into_iter()
+                    .try_for_each(|r| r.join().expect("a reading thread panicked"))
+            })?;
+            // A file still being written has grown since its size was read:
+            // it is read whole, as a single read would.
+            if file.metadata()?.len() == size as u64 {
+                return Ok(bytes);
+            }
+        }
+    }
+    std::fs::read(path)
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
