@@ -9,9 +9,10 @@
 //! the filter drops nothing and hashes every probe row a second time. Both
 //! kinds were measured on the national scale (see benches/RESULTS.md).
 //!
-//! Owns that choice, made once per plan from the planner's row estimates.
-//! It must not change what a query returns: a join without the filter gives
-//! the same rows.
+//! Owns that choice, made once per plan from what each build side reads:
+//! how many stored rows, and whether it keeps only some of them. It must
+//! not change what a query returns: a join without the filter gives the
+//! same rows.
 
 use std::sync::Arc;
 
@@ -42,6 +43,11 @@ pub const MAX_FILTERING_BUILD_ROWS: usize = 1_000_000;
 /// a restricted read of at most [`MAX_FILTERING_BUILD_ROWS`] stored rows:
 /// some of its scans keep only some rows (a predicate, a filter, or some
 /// partitions of a partitioned table).
+///
+/// The partitions a scan leaves out show nowhere in its plan, so a scan of
+/// a partitioned table counts as restricted even when it reads every
+/// partition. Such a table of at most a million rows keeps its filter: a
+/// small cost on the probe side when every row matches.
 ///
 /// Stored rows, not the planner's estimate of the join's input, decide:
 /// without distinct counts the estimate after a join can be off by orders
@@ -112,16 +118,8 @@ impl PhysicalOptimizerRule for SelectiveJoinFilters {
     }
 }
 
-/// What a join's build side reads.
-#[derive(Debug, Default)]
-struct BuildSide {
-    /// Rows of the files its scans read, before any predicate; a scan
-    /// with no row count counts as too many.
-    stored_rows: usize,
-    /// Whether some scan keeps only some rows of its table.
-    restricted: bool,
-}
-
+/// Whether some hash join of `plan` that could filter its probe side has a
+/// selective build side.
 fn has_selective_join(plan: &dyn ExecutionPlan) -> Result<bool> {
     if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
         let (_, probe_preserved) = join.join_type().on_lr_is_preserved();
@@ -135,6 +133,16 @@ fn has_selective_join(plan: &dyn ExecutionPlan) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// What a join's build side reads.
+#[derive(Debug, Default)]
+struct BuildSide {
+    /// Rows of the files its scans read, before any predicate; a scan
+    /// with no row count counts as too many.
+    stored_rows: usize,
+    /// Whether some scan keeps only some rows of its table.
+    restricted: bool,
 }
 
 impl BuildSide {
