@@ -9,8 +9,8 @@
 use chrono::Datelike;
 use indicatif::ProgressBar;
 
+use super::cells::Rows;
 use super::fields::{CellReader, Value};
-use super::read::Rows;
 use super::report::{Problem, Rule};
 use super::rows::RowBuilder;
 use super::IngestError;

@@ -9,6 +9,7 @@
 //! records. It must not write except through `catalog::Warehouse`, and no
 //! raw personal identifier may reach the warehouse, a log or a report.
 
+mod cells;
 mod check_rows;
 mod checks;
 mod erase;
@@ -32,9 +33,10 @@ use serde_json::json;
 use crate::catalog::{CatalogError, DatasetKind, DatasetSpec, Warehouse, WriteMode, YEAR_COLUMN};
 use crate::query::{QueryEngine, QueryError, QueryLimits};
 
+pub use cells::MAX_FIELD_CHARS;
 pub use fields::{header_key, parse_date, parse_number, NumberStyle};
 pub use identity::{check_tax_code, mask, Pseudonymizer, TaxCodeError, MIN_KEY_BYTES};
-pub use read::{Encoding, MAX_FIELD_CHARS};
+pub use read::Encoding;
 pub use report::{FileSummary, IngestReport, Outcome, Problem, Rule};
 
 use check_rows::check_records;
@@ -468,7 +470,7 @@ fn write_file_rejects(
             HeaderMatch::Unknown { .. } | HeaderMatch::Duplicate(_) | HeaderMatch::Derived => false,
         })
         .collect();
-    let records: HashMap<u64, (&read::Rows, usize)> = raw
+    let records: HashMap<u64, (&cells::Rows, usize)> = raw
         .rows
         .iter()
         .flat_map(|piece| (0..piece.len()).map(move |row| (piece.line(row), (piece, row))))

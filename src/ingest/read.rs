@@ -3,20 +3,20 @@
 //! line breaks, CRLF; and XLSX sheets. The result is text cells with the
 //! line each came from.
 //!
-//! Owns bytes → records. It must not interpret values (that is `fields`)
-//! and must not print a cell, which may hold a personal identifier.
+//! Owns bytes → text, separator and header; the body is cut into cells by
+//! `cells`. It must not interpret values (that is `fields`) and must not
+//! print a cell, which may hold a personal identifier.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::report::{Problem, Rule};
+use super::cells::{
+    in_parallel, plain_rows, records_of, separator_name, Rows, PARALLEL_PARSE_BYTES,
+};
+use super::report::Problem;
 use super::IngestError;
-
-/// A field longer than this is refused: no column of the dictionary needs
-/// it, and it is how a broken quote usually shows.
-pub const MAX_FIELD_CHARS: usize = 4096;
 
 /// The text encodings an export may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,80 +25,6 @@ pub enum Encoding {
     Utf8,
     #[value(name = "windows-1252", alias = "cp1252", alias = "latin1")]
     Windows1252,
-}
-
-/// Data rows as read, each with as many cells as the header, and the line
-/// each starts on. Cells are ranges of one shared text: the file itself
-/// when it could be cut at separators as it is, or one buffer the parser
-/// copied them into. A million rows cost a handful of allocations.
-#[derive(Debug, Clone)]
-pub struct Rows {
-    width: usize,
-    /// Cells are separated by exactly one byte in it.
-    text: Arc<String>,
-    /// Where each row's first cell starts in `text`.
-    starts: Vec<usize>,
-    /// Where each cell ends, from the start of its row; `width` entries per
-    /// row. A row fits in `u32`: a cell longer than [`MAX_FIELD_CHARS`]
-    /// rejects its row.
-    ends: Vec<u32>,
-    lines: Vec<u64>,
-}
-
-impl Rows {
-    fn new(width: usize) -> Self {
-        Self {
-            width,
-            text: Arc::new(String::new()),
-            starts: Vec::new(),
-            ends: Vec::new(),
-            lines: Vec::new(),
-        }
-    }
-
-    /// Appends a row of copied cells; `cells` must yield `width` cells.
-    fn push<'c>(&mut self, line: u64, cells: impl IntoIterator<Item = &'c str>) {
-        let text = Arc::get_mut(&mut self.text).expect("a copied text is not shared");
-        let start = text.len();
-        self.starts.push(start);
-        for cell in cells {
-            text.push_str(cell);
-            self.ends.push((text.len() - start) as u32);
-            text.push('\u{1f}');
-        }
-        debug_assert_eq!(self.ends.len(), self.starts.len() * self.width);
-        self.lines.push(line);
-    }
-
-    pub fn len(&self) -> usize {
-        self.lines.len()
-    }
-
-    /// The line row `row` starts on.
-    pub fn line(&self, row: usize) -> u64 {
-        self.lines[row]
-    }
-
-    pub fn lines(&self) -> &[u64] {
-        &self.lines
-    }
-
-    /// Cell `column` of row `row`.
-    pub fn cell(&self, row: usize, column: usize) -> &str {
-        let index = row * self.width + column;
-        let row_start = self.starts[row];
-        let start = if column == 0 {
-            row_start
-        } else {
-            row_start + self.ends[index - 1] as usize + 1
-        };
-        &self.text[start..row_start + self.ends[index] as usize]
-    }
-
-    /// The cells of row `row`, in the file's order.
-    pub fn cells(&self, row: usize) -> impl Iterator<Item = &str> {
-        (0..self.width).map(move |column| self.cell(row, column))
-    }
 }
 
 /// A file read into header and records.
@@ -271,15 +197,6 @@ fn detect_separator(text: &str) -> u8 {
         .map_or(b',', |(s, _)| *s)
 }
 
-fn separator_name(separator: u8) -> &'static str {
-    match separator {
-        b';' => "`;`",
-        b',' => "`,`",
-        b'\t' => "tab",
-        _ => "`|`",
-    }
-}
-
 fn read_csv(
     path: &Path,
     bytes: Vec<u8>,
@@ -386,231 +303,6 @@ fn read_csv(
     })
 }
 
-/// Below this size a file is parsed on one thread.
-const PARALLEL_PARSE_BYTES: usize = 4 << 20;
-
-/// Runs `parse` on pieces of `body` that end at line ends, one per core, and
-/// gives their results in order; `parse` gets each piece's range in `body`
-/// and the number of lines before it. Only a body where every line end
-/// ends a record may be cut.
-fn in_parallel<T: Send>(
-    body: &str,
-    lines_before: u64,
-    parse: impl Fn(std::ops::Range<usize>, u64) -> T + Sync,
-) -> Vec<T> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || body.len() < PARALLEL_PARSE_BYTES {
-        return vec![parse(0..body.len(), lines_before)];
-    }
-    let mut pieces = Vec::with_capacity(threads);
-    let mut start = 0;
-    let mut lines = lines_before;
-    for k in 1..=threads {
-        let end = if k == threads {
-            body.len()
-        } else {
-            let target = (body.len() * k / threads).max(start);
-            memchr::memchr(b'\n', &body.as_bytes()[target..]).map_or(body.len(), |i| target + i + 1)
-        };
-        if end > start {
-            pieces.push((start..end, lines));
-            lines += memchr::memchr_iter(b'\n', &body.as_bytes()[start..end]).count() as u64;
-            start = end;
-        }
-    }
-    std::thread::scope(|scope| {
-        let parse = &parse;
-        let workers: Vec<_> = pieces
-            .into_iter()
-            .map(|(range, lines)| scope.spawn(move || parse(range, lines)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a parsing thread panicked"))
-            .collect()
-    })
-}
-
-/// The rows of `text[range]`, which has no quote and no carriage return
-/// and starts a line, as ranges of `text`, and the problems of those that
-/// cannot be read; lines are counted after `lines_before`. It reads as
-/// the CSV reader would: a line with no separator and only blanks is no
-/// row.
-fn plain_rows(
-    path: &Path,
-    text: &Arc<String>,
-    range: std::ops::Range<usize>,
-    lines_before: u64,
-    header: &[String],
-    separator: u8,
-) -> (Rows, Vec<Problem>) {
-    let width = header.len();
-    let piece = &text.as_bytes()[range.clone()];
-    let mut rows = Rows {
-        width,
-        text: Arc::clone(text),
-        starts: Vec::new(),
-        ends: Vec::new(),
-        lines: Vec::new(),
-    };
-    let mut problems = Vec::new();
-    let mut line = lines_before;
-    let mut start = 0;
-    while start < piece.len() {
-        let end = memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i);
-        let record = &piece[start..end];
-        let row_start = range.start + start;
-        start = end + 1;
-        line += 1;
-        let as_text = &text[row_start..row_start + record.len()];
-        if memchr::memchr(separator, record).is_none() && as_text.trim().is_empty() {
-            continue;
-        }
-        let first_end = rows.ends.len();
-        // Cell ends are kept from the row's start in 32 bits. A row that
-        // passes both checks below is shorter than that unless the header
-        // has more than 65535 columns, and then every column is unknown to
-        // the dictionary and the file is refused whole.
-        rows.ends.extend(
-            memchr::memchr_iter(separator, record)
-                .chain([record.len()])
-                .map(|end| end as u32),
-        );
-        let fields = rows.ends.len() - first_end;
-        if fields != width {
-            rows.ends.truncate(first_end);
-            problems.push(Problem::file_level(
-                path,
-                line,
-                Rule::FieldCount,
-                format!(
-                    "{fields} fields where the header has {width} (separator {})",
-                    separator_name(separator)
-                ),
-            ));
-            continue;
-        }
-        if let Some(problem) = long_cell(path, line, as_text, separator, header) {
-            rows.ends.truncate(first_end);
-            problems.push(problem);
-            continue;
-        }
-        rows.starts.push(row_start);
-        rows.lines.push(line);
-    }
-    (rows, problems)
-}
-
-/// The problem of a row with a cell longer than [`MAX_FIELD_CHARS`].
-fn long_cell(
-    path: &Path,
-    line: u64,
-    record: &str,
-    separator: u8,
-    header: &[String],
-) -> Option<Problem> {
-    // Most lines are shorter than one cell may be.
-    if record.len() <= MAX_FIELD_CHARS {
-        return None;
-    }
-    let (index, chars) = record
-        .split(char::from(separator))
-        .map(|cell| cell.chars().count())
-        .enumerate()
-        .find(|&(_, chars)| chars > MAX_FIELD_CHARS)?;
-    Some(Problem::file_level(
-        path,
-        line,
-        Rule::FieldTooLong,
-        format!(
-            "column `{}` has {chars} characters, more than {MAX_FIELD_CHARS}",
-            header.get(index).map_or("?", String::as_str),
-        ),
-    ))
-}
-
-/// The rows of `chunk`, which starts a record, copied out by the CSV
-/// reader, and the problems of those that cannot be read; lines are
-/// counted after `lines_before`.
-fn records_of(
-    path: &Path,
-    chunk: &str,
-    lines_before: u64,
-    header: &[String],
-    separator: u8,
-) -> Result<(Rows, Vec<Problem>), IngestError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(separator)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(chunk.as_bytes());
-    let mut rows = Rows::new(header.len());
-    let mut problems = Vec::new();
-    // One record is read into again and again; its cells are copied into
-    // `rows`.
-    let mut record = csv::StringRecord::new();
-    loop {
-        let more = reader
-            .read_record(&mut record)
-            .map_err(|error| IngestError::Malformed {
-                path: path.to_path_buf(),
-                line: lines_before + error.position().map_or(0, |p| p.line()),
-                reason: error.to_string(),
-            })?;
-        if !more {
-            break;
-        }
-        let line = lines_before + record.position().map_or(0, |p| p.line());
-        if record.len() == 1 && record.get(0).is_some_and(|c| c.trim().is_empty()) {
-            continue;
-        }
-        if record.len() != header.len() {
-            let spans_lines = record.iter().any(|c| c.contains('\n'));
-            problems.push(Problem::file_level(
-                path,
-                line,
-                Rule::FieldCount,
-                format!(
-                    "{} fields where the header has {} (separator {}){}",
-                    record.len(),
-                    header.len(),
-                    separator_name(separator),
-                    if spans_lines {
-                        "; a quote opened here is not closed"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
-            continue;
-        }
-        if let Some((index, cell)) = record
-            .iter()
-            .enumerate()
-            .find(|(_, c)| c.len() > MAX_FIELD_CHARS && c.chars().count() > MAX_FIELD_CHARS)
-        {
-            problems.push(Problem::file_level(
-                path,
-                line,
-                Rule::FieldTooLong,
-                format!(
-                    "column `{}` has {} characters, more than {MAX_FIELD_CHARS}{}",
-                    header[index],
-                    cell.chars().count(),
-                    if cell.contains('\n') {
-                        "; a quote is probably not closed"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
-            continue;
-        }
-        rows.push(line, &record);
-    }
-    Ok((rows, problems))
-}
-
 fn read_sheet(path: &Path) -> Result<RawFile, IngestError> {
     use calamine::{open_workbook_auto, Data, Reader};
     let malformed = |reason: String| IngestError::Malformed {
@@ -708,47 +400,6 @@ mod tests {
         assert_eq!(raw.problems.len(), 1);
         assert_eq!(raw.problems[0].line, bad_row as u64 + 2);
         assert_eq!(raw.sha256, hex::encode(Sha256::digest(text.as_bytes())));
-    }
-
-    /// The rows and problems of `body` as the plain cut reads it and as the
-    /// CSV reader reads it.
-    fn both_ways(body: &str, separator: u8) -> [(Vec<(u64, Vec<String>)>, Vec<String>); 2] {
-        let header: Vec<String> = ["id", "label", "group"].map(String::from).into();
-        let path = Path::new("export.csv");
-        let text = Arc::new(body.to_string());
-        let plain = plain_rows(path, &text, 0..body.len(), 1, &header, separator);
-        let copied = records_of(path, body, 1, &header, separator).unwrap();
-        [plain, copied].map(|(rows, problems)| {
-            (
-                (0..rows.len())
-                    .map(|r| (rows.line(r), rows.cells(r).map(String::from).collect()))
-                    .collect(),
-                problems
-                    .iter()
-                    .map(|p| format!("{}:{}", p.line, p.message))
-                    .collect(),
-            )
-        })
-    }
-
-    #[test]
-    fn the_plain_cut_reads_what_the_csv_reader_reads() {
-        let long = "x".repeat(MAX_FIELD_CHARS + 1);
-        let accented = "è".repeat(MAX_FIELD_CHARS);
-        let bodies = [
-            "1,one,a\n2,two,b\n".to_string(),
-            "1,one,a\n\n   \n2,,b\n,,\n".to_string(),
-            "1,one\n2,two,b,extra\n3,three,c".to_string(),
-            format!("1,{long},a\n2,{accented},b\n3, spaced ,c\n"),
-            " , \n4,four,d\n".to_string(),
-        ];
-        for body in &bodies {
-            let [plain, copied] = both_ways(body, b',');
-            assert_eq!(plain, copied, "{body:?}");
-        }
-        let [plain, copied] = both_ways("1\tone\ta\n2\t\tb\n", b'\t');
-        assert_eq!(plain, copied);
-        assert_eq!(plain.0[1], (3, vec!["2".into(), "".into(), "b".into()]));
     }
 
     #[test]
