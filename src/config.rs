@@ -41,6 +41,7 @@ pub struct Overrides {
     pub memory_limit: Option<String>,
     pub query_timeout: Option<String>,
     pub max_rows: Option<usize>,
+    pub concurrent_queries: Option<usize>,
     pub result_cache: Option<String>,
     pub queries_dir: Option<PathBuf>,
     pub disclosure_threshold: Option<i64>,
@@ -62,6 +63,7 @@ struct ConfigFile {
     memory_limit: Option<String>,
     query_timeout: Option<String>,
     max_rows: Option<usize>,
+    concurrent_queries: Option<usize>,
     result_cache: Option<String>,
     queries_dir: Option<PathBuf>,
     disclosure_threshold: Option<i64>,
@@ -228,6 +230,13 @@ impl Config {
         if max_rows == 0 {
             return Err(ConfigError::Zero("the row limit"));
         }
+        let concurrent_queries = overrides
+            .concurrent_queries
+            .or(file.concurrent_queries)
+            .unwrap_or(defaults.concurrent_queries);
+        if concurrent_queries == 0 {
+            return Err(ConfigError::Zero("the number of queries at once"));
+        }
         let disclosure_threshold = overrides
             .disclosure_threshold
             .or(file.disclosure_threshold)
@@ -286,6 +295,7 @@ impl Config {
                 memory_bytes,
                 timeout,
                 max_rows,
+                concurrent_queries,
             },
             result_cache_bytes,
             queries_dir: overrides

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use arrow::array::{Array, Int32Array, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
+use futures::StreamExt;
 use osservatorio::catalog::Warehouse;
-use osservatorio::query::{write_batches, OutputFormat, QueryEngine, QueryError, QueryLimits};
+use osservatorio::query::{
+    write_batches, Engine, OutputFormat, QueryEngine, QueryError, QueryLimits,
+};
 
 use crate::support::{column, dictionary, engine, province_warehouse, read_table};
 
@@ -87,6 +90,67 @@ async fn the_timeout_cancels_a_long_query() {
         Err(QueryError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(300)),
         other => panic!("expected a timeout, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_query_waits_for_its_turn_and_takes_it_when_the_running_one_ends() {
+    let warehouse = Warehouse::open(province_warehouse(), dictionary())
+        .await
+        .unwrap();
+    let limit = Duration::from_secs(1);
+    let limits = QueryLimits {
+        concurrent_queries: 1,
+        timeout: limit,
+        max_rows: 3,
+        ..QueryLimits::default()
+    };
+    let engine = QueryEngine::open(&warehouse, limits).await.unwrap();
+    let contracts = || engine.plan("SELECT * FROM contracts");
+
+    let mut running = engine
+        .stream_plan(contracts().await.unwrap())
+        .await
+        .unwrap();
+    match engine.run("SELECT count(*) FROM workers").await {
+        Err(QueryError::Busy { running, timeout }) => assert_eq!((running, timeout), (1, limit)),
+        other => panic!("expected the second query to find no turn, got {other:?}"),
+    }
+    // The first query's own time limit has passed by now: it ends with a
+    // timeout and hands its turn on.
+    assert!(matches!(
+        running.next().await,
+        Some(Err(QueryError::Timeout(_)))
+    ));
+    assert_eq!(engine.run("SELECT 1").await.unwrap().num_rows(), 1);
+
+    // Cut at the row cap, a query ends and hands its turn on even though
+    // its stream is still held.
+    let mut capped = engine
+        .stream_plan(contracts().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(capped.next().await.unwrap().unwrap().num_rows(), 3);
+    assert!(capped.truncated());
+    let second = engine.run("SELECT count(*) FROM workers").await.unwrap();
+    assert_eq!(second.num_rows(), 1);
+
+    // A session renewed for new table versions shares the turns, and a
+    // dropped stream hands its turn on.
+    let renewed = engine
+        .reopen(&warehouse, &Engine::Local, &Default::default())
+        .await
+        .unwrap();
+    let held = engine
+        .stream_plan(contracts().await.unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        renewed.run("SELECT 1").await,
+        Err(QueryError::Busy { .. })
+    ));
+    drop(held);
+    assert_eq!(renewed.run("SELECT 1").await.unwrap().num_rows(), 1);
+    drop(capped);
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ pub struct Cli {
     /// Where SQL runs: `local` (default) or `ballista://HOST:PORT`.
     #[arg(long, global = true, env = "OSSERVATORIO_ENGINE")]
     pub(super) engine: Option<String>,
-    /// TOML config file with data_dir, memory_limit, query_timeout, max_rows.
+    /// TOML config file with data_dir, memory_limit, query_timeout, max_rows, concurrent_queries.
     #[arg(long, global = true, env = "OSSERVATORIO_CONFIG")]
     pub(super) config: Option<PathBuf>,
     /// Memory pool for a query, e.g. 512MiB or 2GiB (default 1GiB).
@@ -41,6 +41,9 @@ pub struct Cli {
     /// Rows returned at most by a query (default 1000000).
     #[arg(long, global = true, env = "OSSERVATORIO_MAX_ROWS")]
     pub(super) max_rows: Option<usize>,
+    /// Queries computed at once; more wait their turn (default: one per core).
+    #[arg(long, global = true, env = "OSSERVATORIO_CONCURRENT_QUERIES")]
+    pub(super) concurrent_queries: Option<usize>,
     /// Directory of the indicator files (default ./queries).
     #[arg(long, global = true, env = "OSSERVATORIO_QUERIES_DIR")]
     pub(super) queries_dir: Option<PathBuf>,

@@ -37,6 +37,7 @@ impl Cli {
             memory_limit: self.memory_limit,
             query_timeout: self.timeout,
             max_rows: self.max_rows,
+            concurrent_queries: self.concurrent_queries,
             queries_dir: self.queries_dir,
             disclosure_threshold: self.disclosure_threshold,
             lonely_psu: self.lonely_psu,

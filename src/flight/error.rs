@@ -69,6 +69,7 @@ fn query_mapping(error: &QueryError) -> (Code, bool) {
         QueryError::Invalid(_) | QueryError::Execution(_) => (Code::InvalidArgument, true),
         QueryError::ResourcesExhausted { .. } => (Code::ResourceExhausted, true),
         QueryError::Timeout(_) => (Code::DeadlineExceeded, true),
+        QueryError::Busy { .. } => (Code::Unavailable, true),
         QueryError::Cluster { .. } => (Code::Unavailable, false),
         QueryError::BadEngine(_) => (Code::Internal, false),
         QueryError::Catalog(catalog) => catalog_mapping(catalog),

@@ -116,7 +116,7 @@ impl std::fmt::Debug for Observatory {
 impl Observatory {
     /// Opens the warehouse's current snapshot and checks every indicator.
     pub async fn open(warehouse: Warehouse, config: Config) -> Result<Self, ObservatoryError> {
-        let snapshot = load_snapshot(&warehouse, &config).await?;
+        let snapshot = load_snapshot(&warehouse, &config, None).await?;
         Ok(Self {
             warehouse,
             config,
@@ -152,7 +152,8 @@ impl Observatory {
         if &on_disk == self.snapshot().versions() {
             return Ok(false);
         }
-        let snapshot = load_snapshot(&self.warehouse, &self.config).await?;
+        let previous = self.snapshot();
+        let snapshot = load_snapshot(&self.warehouse, &self.config, Some(&previous.engine)).await?;
         tracing::info!(versions = ?snapshot.versions(), "new table versions: snapshot reloaded");
         *self.current.write().expect("snapshot lock") = Arc::new(snapshot);
         self.cache.lock().expect("cache lock").clear();
@@ -466,17 +467,18 @@ fn current_year() -> i32 {
     chrono::Local::now().year()
 }
 
+/// Opens the current snapshot. A renewed one shares the previous engine's
+/// memory pool and turns, since queries on the old tables may still run.
 async fn load_snapshot(
     warehouse: &Warehouse,
     config: &Config,
+    previous: Option<&QueryEngine>,
 ) -> Result<Snapshot, ObservatoryError> {
-    let engine = QueryEngine::open_on(
-        warehouse,
-        config.limits,
-        &config.engine,
-        &Default::default(),
-    )
-    .await?
+    let latest = Default::default();
+    let engine = match previous {
+        Some(previous) => previous.reopen(warehouse, &config.engine, &latest).await?,
+        None => QueryEngine::open_on(warehouse, config.limits, &config.engine, &latest).await?,
+    }
     .with_survey_options(config.survey)
     .with_result_cache(config.result_cache_bytes);
     let catalog =

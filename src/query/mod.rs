@@ -1,9 +1,9 @@
 //! The query engine and its gate: every piece of user-supplied SQL, from the
 //! CLI, over HTTP or Flight SQL, is planned, checked and run here.
 //!
-//! Owns the DataFusion session over the warehouse, the read-only check, and
-//! the memory, time and row limits, plus the output encoders. It must not
-//! know about HTTP or any other transport.
+//! Owns the DataFusion session over the warehouse, the read-only check, the
+//! memory, time and row limits, how many queries are computed at once, and
+//! the output encoders. It must not know about HTTP or any other transport.
 
 mod cache;
 mod join_filters;
@@ -17,11 +17,12 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
-use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::catalog::{CatalogError, TableVersions, Warehouse};
@@ -33,12 +34,15 @@ pub use stream::CappedStream;
 /// Limits applied to every user query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryLimits {
-    /// Size of the memory pool shared by the session's operators.
+    /// Size of the memory pool shared by the operators of every running query.
     pub memory_bytes: usize,
     /// Wall-clock limit for planning and running one query.
     pub timeout: Duration,
     /// Rows returned at most; the rest is cut and the result marked truncated.
     pub max_rows: usize,
+    /// Queries computed at once; the others wait for a turn, within their
+    /// time limit. Results replayed from the result cache do not wait.
+    pub concurrent_queries: usize,
 }
 
 impl Default for QueryLimits {
@@ -47,9 +51,25 @@ impl Default for QueryLimits {
             memory_bytes: 1 << 30,
             timeout: Duration::from_secs(60),
             max_rows: 1_000_000,
+            concurrent_queries: cores(),
         }
     }
 }
+
+/// The cores this process may use, at least one.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// DataFusion's own variable for the partitions a plan is cut into.
+const TARGET_PARTITIONS_VARIABLE: &str = "DATAFUSION_EXECUTION_TARGET_PARTITIONS";
+
+/// Partitions per core of a local plan. With one per core, a scan's files
+/// split into as many unequal shares as cores, and one core idles while the
+/// other finishes; with two, the national indicator suite took about a
+/// tenth less time (benches/RESULTS.md). The number of queries at once,
+/// not the partitions, bounds the memory outside the pool.
+const PARTITIONS_PER_CORE: usize = 2;
 
 const SKIP_PARTIAL_RATIO_VARIABLE: &str =
     "DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD";
@@ -140,6 +160,10 @@ pub enum QueryError {
     /// The query ran past its time limit and was cancelled.
     #[error("the query was cancelled after the {0:?} time limit")]
     Timeout(Duration),
+    /// Other queries held every turn for the whole time limit, so this one
+    /// never started.
+    #[error("the server computed {running} other queries for the whole {timeout:?} time limit; this one did not start, try again later")]
+    Busy { running: usize, timeout: Duration },
     /// The query failed while running.
     #[error("{0}")]
     Execution(DataFusionError),
@@ -169,11 +193,43 @@ impl QueryResult {
     }
 }
 
+/// What the sessions of one process share, so that a session renewed for
+/// new table versions does not double the memory or the queries at once.
+#[derive(Clone)]
+struct SharedResources {
+    runtime: Arc<RuntimeEnv>,
+    turns: Arc<Semaphore>,
+}
+
+impl SharedResources {
+    fn new(limits: &QueryLimits) -> Result<Self, QueryError> {
+        // One pool for every operator of every running query, taken as
+        // needed. A pool that splits itself evenly among the operators made
+        // a lone indicator's aggregation spill to disk at a third of the
+        // limit, since each of a plan's dozen-odd operators was allotted
+        // its share; the number of queries at once bounds the sharing
+        // instead. The largest consumers are named when the pool runs out.
+        let pool = TrackConsumersPool::new(
+            GreedyMemoryPool::new(limits.memory_bytes),
+            std::num::NonZeroUsize::new(3).expect("three is not zero"),
+        );
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .build_arc()
+            .map_err(QueryError::Execution)?;
+        Ok(Self {
+            runtime,
+            turns: Arc::new(Semaphore::new(limits.concurrent_queries.max(1))),
+        })
+    }
+}
+
 /// A DataFusion session over the warehouse, behind the read-only gate.
 #[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
     limits: QueryLimits,
+    shared: SharedResources,
     versions: TableVersions,
     /// Results of repeatable queries, for engines that live long enough
     /// to be asked the same query twice.
@@ -217,10 +273,38 @@ impl QueryEngine {
         engine: &Engine,
         as_of: &std::collections::BTreeMap<String, u64>,
     ) -> Result<Self, QueryError> {
+        let shared = SharedResources::new(&limits)?;
+        Self::open_sharing(warehouse, limits, shared, engine, as_of).await
+    }
+
+    /// A new session like [`QueryEngine::open_on`] that shares this one's
+    /// limits, memory pool and turns: queries still running here and those
+    /// started there count against the same memory and the same number of
+    /// queries at once, as when a server renews its tables.
+    pub async fn reopen(
+        &self,
+        warehouse: &Warehouse,
+        engine: &Engine,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Self, QueryError> {
+        Self::open_sharing(warehouse, self.limits, self.shared.clone(), engine, as_of).await
+    }
+
+    async fn open_sharing(
+        warehouse: &Warehouse,
+        limits: QueryLimits,
+        shared: SharedResources,
+        engine: &Engine,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Self, QueryError> {
         match engine {
-            Engine::Local => Self::open_as_of(warehouse, limits, as_of).await,
+            Engine::Local => {
+                let mut engine = Self::sharing(limits, shared)?;
+                engine.versions = warehouse.register_as_of(&engine.ctx, as_of).await?;
+                Ok(engine)
+            }
             Engine::Ballista(scheduler) => {
-                let mut engine = Self::remote(limits, scheduler).await?;
+                let mut engine = Self::remote(limits, shared, scheduler).await?;
                 engine.versions = warehouse.register_files_as_of(&engine.ctx, as_of).await?;
                 Ok(engine)
             }
@@ -228,7 +312,11 @@ impl QueryEngine {
     }
 
     #[cfg(feature = "cluster")]
-    async fn remote(limits: QueryLimits, scheduler: &str) -> Result<Self, QueryError> {
+    async fn remote(
+        limits: QueryLimits,
+        shared: SharedResources,
+        scheduler: &str,
+    ) -> Result<Self, QueryError> {
         let mut config = session_config()?;
         // With aggregations repartitioned by key, Ballista 55 answered a
         // global aggregate under UNION ALL once per shuffle partition
@@ -249,13 +337,18 @@ impl QueryEngine {
         Ok(Self {
             ctx,
             limits,
+            shared,
             versions: TableVersions::new(),
             results: None,
         })
     }
 
     #[cfg(not(feature = "cluster"))]
-    async fn remote(_limits: QueryLimits, scheduler: &str) -> Result<Self, QueryError> {
+    async fn remote(
+        _limits: QueryLimits,
+        _shared: SharedResources,
+        scheduler: &str,
+    ) -> Result<Self, QueryError> {
         Err(QueryError::BadEngine(format!(
             "ballista://{scheduler}: this build has no cluster support; build with `--features cluster`"
         )))
@@ -263,13 +356,17 @@ impl QueryEngine {
 
     /// A session with no tables, with the same limits; used by tests of the gate.
     pub fn empty(limits: QueryLimits) -> Result<Self, QueryError> {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
-            .build_arc()
-            .map_err(QueryError::Execution)?;
+        Self::sharing(limits, SharedResources::new(&limits)?)
+    }
+
+    fn sharing(limits: QueryLimits, shared: SharedResources) -> Result<Self, QueryError> {
+        let mut config = session_config()?;
+        if std::env::var_os(TARGET_PARTITIONS_VARIABLE).is_none() {
+            config.options_mut().execution.target_partitions = PARTITIONS_PER_CORE * cores();
+        }
         let state = datafusion::execution::session_state::SessionStateBuilder::new()
-            .with_config(session_config()?)
-            .with_runtime_env(runtime)
+            .with_config(config)
+            .with_runtime_env(shared.runtime.clone())
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(join_filters::SelectiveJoinFilters))
             .build();
@@ -278,6 +375,7 @@ impl QueryEngine {
         Ok(Self {
             ctx,
             limits,
+            shared,
             versions: TableVersions::new(),
             results: None,
         })
@@ -469,6 +567,21 @@ impl QueryEngine {
         }
     }
 
+    /// Waits until fewer than `concurrent_queries` queries are computed, at
+    /// most until `deadline`. The turn is held until the query's stream ends
+    /// or is dropped.
+    async fn wait_for_turn(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, QueryError> {
+        let turns = self.shared.turns.clone();
+        match tokio::time::timeout_at(deadline, turns.acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(turn),
+            Ok(Err(_closed)) => unreachable!("the turns are never closed"),
+            Err(_) => Err(QueryError::Busy {
+                running: self.limits.concurrent_queries,
+                timeout: self.limits.timeout,
+            }),
+        }
+    }
+
     async fn start(
         &self,
         plan: LogicalPlan,
@@ -476,6 +589,7 @@ impl QueryEngine {
     ) -> Result<CappedStream, QueryError> {
         let memory_limit_mib = self.limits.memory_bytes >> 20;
         let planned_schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let turn = self.wait_for_turn(deadline).await?;
         let stream = self
             .before(deadline, async {
                 let frame = self
@@ -493,6 +607,7 @@ impl QueryEngine {
             })
             .await?;
         Ok(CappedStream::new(
+            turn,
             stream,
             planned_schema,
             deadline,

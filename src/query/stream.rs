@@ -17,17 +17,21 @@ use arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::EmptyRecordBatchStream;
 use futures::{Stream, StreamExt};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use super::cache::{KeptResult, ResultCache};
 use super::QueryError;
 
 /// Batches of one query, at most `max_rows` rows in all, ending with
-/// [`QueryError::Timeout`] if the deadline passes first. Dropping it cancels
-/// the query.
+/// [`QueryError::Timeout`] if the deadline passes first. The query is
+/// cancelled, and its turn handed on, when the stream ends or is dropped.
 pub struct CappedStream {
     inner: SendableRecordBatchStream,
+    /// The query's place among those computed at once; none for a replay.
+    turn: Option<OwnedSemaphorePermit>,
     schema: SchemaRef,
     planned_schema: SchemaRef,
     deadline: Pin<Box<Sleep>>,
@@ -49,6 +53,7 @@ struct Recorder {
 
 impl CappedStream {
     pub(super) fn new(
+        turn: OwnedSemaphorePermit,
         inner: SendableRecordBatchStream,
         planned_schema: SchemaRef,
         deadline: Instant,
@@ -60,6 +65,7 @@ impl CappedStream {
             schema: inner.schema(),
             planned_schema,
             inner,
+            turn: Some(turn),
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             timeout,
             remaining: max_rows,
@@ -91,6 +97,7 @@ impl CappedStream {
             schema: kept.schema.clone(),
             planned_schema: kept.planned_schema.clone(),
             inner: Box::pin(inner),
+            turn: None,
             // Nothing is computed, so nothing can run late.
             deadline: Box::pin(tokio::time::sleep(Duration::from_secs(86_400 * 365))),
             timeout: Duration::ZERO,
@@ -111,6 +118,15 @@ impl CappedStream {
                 recorder.batches.push(batch.clone());
             }
         }
+    }
+
+    /// Stops the query: its operators are dropped, whatever they still had
+    /// under way (a query cut at the row cap may be computing more), and
+    /// its turn goes to the next query.
+    fn finish(&mut self) {
+        self.finished = true;
+        self.inner = Box::pin(EmptyRecordBatchStream::new(self.schema.clone()));
+        self.turn = None;
     }
 
     fn keep(&mut self) {
@@ -165,19 +181,19 @@ impl Stream for CappedStream {
             return Poll::Ready(None);
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
-            self.finished = true;
+            self.finish();
             self.recorder = None;
             return Poll::Ready(Some(Err(QueryError::Timeout(self.timeout))));
         }
         match self.inner.poll_next_unpin(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
-                self.finished = true;
+                self.finish();
                 self.keep();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(error))) => {
-                self.finished = true;
+                self.finish();
                 self.recorder = None;
                 Poll::Ready(Some(Err(super::classify(error, self.memory_limit_mib))))
             }
@@ -187,10 +203,9 @@ impl Stream for CappedStream {
                     self.record(&batch);
                     return Poll::Ready(Some(Ok(batch)));
                 }
-                // Rows beyond the cap exist: keep what fits and stop, which
-                // drops nothing yet; the query is cancelled when `self` drops.
+                // Rows beyond the cap exist: keep what fits and stop the query.
                 self.truncated = true;
-                self.finished = true;
+                self.finish();
                 let room = std::mem::take(&mut self.remaining);
                 if room == 0 {
                     self.keep();

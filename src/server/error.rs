@@ -99,6 +99,7 @@ fn query_mapping(error: &QueryError) -> Mapping {
             client(StatusCode::SERVICE_UNAVAILABLE, "resources_exhausted")
         }
         QueryError::Timeout(_) => client(StatusCode::GATEWAY_TIMEOUT, "timeout"),
+        QueryError::Busy { .. } => client(StatusCode::SERVICE_UNAVAILABLE, "busy"),
         QueryError::Cluster { .. } => UNAVAILABLE,
         QueryError::BadEngine(_) => INTERNAL,
         QueryError::Catalog(catalog) => catalog_mapping(catalog),
@@ -109,7 +110,9 @@ fn query_mapping(error: &QueryError) -> Mapping {
 /// may quote data: only load-related failures are the client's to see.
 fn indicator_query_mapping(error: &QueryError) -> Mapping {
     match error {
-        QueryError::ResourcesExhausted { .. } | QueryError::Timeout(_) => query_mapping(error),
+        QueryError::ResourcesExhausted { .. }
+        | QueryError::Timeout(_)
+        | QueryError::Busy { .. } => query_mapping(error),
         QueryError::Cluster { .. } | QueryError::Catalog(CatalogError::Store { .. }) => UNAVAILABLE,
         QueryError::NotReadOnly(_)
         | QueryError::Invalid(_)
