@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
-use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -60,16 +60,6 @@ impl Default for QueryLimits {
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
-
-/// DataFusion's own variable for the partitions a plan is cut into.
-const TARGET_PARTITIONS_VARIABLE: &str = "DATAFUSION_EXECUTION_TARGET_PARTITIONS";
-
-/// Partitions per core of a local plan. With one per core, a scan's files
-/// split into as many unequal shares as cores, and one core idles while the
-/// other finishes; with two, the national indicator suite took about a
-/// tenth less time (benches/RESULTS.md). The number of queries at once,
-/// not the partitions, bounds the memory outside the pool.
-const PARTITIONS_PER_CORE: usize = 2;
 
 const SKIP_PARTIAL_RATIO_VARIABLE: &str =
     "DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD";
@@ -203,18 +193,13 @@ struct SharedResources {
 
 impl SharedResources {
     fn new(limits: &QueryLimits) -> Result<Self, QueryError> {
-        // One pool for every operator of every running query, taken as
-        // needed. A pool that splits itself evenly among the operators made
-        // a lone indicator's aggregation spill to disk at a third of the
-        // limit, since each of a plan's dozen-odd operators was allotted
-        // its share; the number of queries at once bounds the sharing
-        // instead. The largest consumers are named when the pool runs out.
-        let pool = TrackConsumersPool::new(
-            GreedyMemoryPool::new(limits.memory_bytes),
-            std::num::NonZeroUsize::new(3).expect("three is not zero"),
-        );
+        // Operators that can spill get an even share of the pool. A pool
+        // taken as needed made a lone indicator up to a tenth faster (no
+        // aggregation spilled), but let one heavy query hold the whole pool,
+        // and the server's peak memory went past half as much again as the
+        // pool (benches/RESULTS.md).
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(pool))
+            .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()
             .map_err(QueryError::Execution)?;
         Ok(Self {
@@ -360,12 +345,8 @@ impl QueryEngine {
     }
 
     fn sharing(limits: QueryLimits, shared: SharedResources) -> Result<Self, QueryError> {
-        let mut config = session_config()?;
-        if std::env::var_os(TARGET_PARTITIONS_VARIABLE).is_none() {
-            config.options_mut().execution.target_partitions = PARTITIONS_PER_CORE * cores();
-        }
         let state = datafusion::execution::session_state::SessionStateBuilder::new()
-            .with_config(config)
+            .with_config(session_config()?)
             .with_runtime_env(shared.runtime.clone())
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(join_filters::SelectiveJoinFilters))
