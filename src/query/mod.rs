@@ -9,6 +9,7 @@ mod cache;
 mod join_filters;
 mod output;
 mod stream;
+mod turns;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::catalog::{CatalogError, TableVersions, Warehouse};
@@ -551,10 +552,10 @@ impl QueryEngine {
     /// Waits until fewer than `concurrent_queries` queries are computed, at
     /// most until `deadline`. The turn is held until the query's stream ends
     /// or is dropped.
-    async fn wait_for_turn(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, QueryError> {
+    async fn wait_for_turn(&self, deadline: Instant) -> Result<turns::Turn, QueryError> {
         let turns = self.shared.turns.clone();
         match tokio::time::timeout_at(deadline, turns.acquire_owned()).await {
-            Ok(Ok(turn)) => Ok(turn),
+            Ok(Ok(permit)) => Ok(turns::Turn::new(permit)),
             Ok(Err(_closed)) => unreachable!("the turns are never closed"),
             Err(_) => Err(QueryError::Busy {
                 running: self.limits.concurrent_queries,

@@ -19,7 +19,6 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::EmptyRecordBatchStream;
 use futures::{Stream, StreamExt};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use super::cache::{KeptResult, ResultCache};
@@ -31,7 +30,7 @@ use super::QueryError;
 pub struct CappedStream {
     inner: SendableRecordBatchStream,
     /// The query's place among those computed at once; none for a replay.
-    turn: Option<OwnedSemaphorePermit>,
+    turn: Option<super::turns::Turn>,
     schema: SchemaRef,
     planned_schema: SchemaRef,
     deadline: Pin<Box<Sleep>>,
@@ -53,7 +52,7 @@ struct Recorder {
 
 impl CappedStream {
     pub(super) fn new(
-        turn: OwnedSemaphorePermit,
+        turn: super::turns::Turn,
         inner: SendableRecordBatchStream,
         planned_schema: SchemaRef,
         deadline: Instant,
