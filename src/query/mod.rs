@@ -555,7 +555,7 @@ impl QueryEngine {
     async fn wait_for_turn(&self, deadline: Instant) -> Result<turns::Turn, QueryError> {
         let turns = self.shared.turns.clone();
         match tokio::time::timeout_at(deadline, turns.acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(turns::Turn::new(permit)),
+            Ok(Ok(permit)) => Ok(turns::Turn::new(permit, self.limits.memory_bytes)),
             Ok(Err(_closed)) => unreachable!("the turns are never closed"),
             Err(_) => Err(QueryError::Busy {
                 running: self.limits.concurrent_queries,

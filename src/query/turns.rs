@@ -11,17 +11,23 @@ use tokio::sync::OwnedSemaphorePermit;
 /// or is dropped.
 pub(super) struct Turn {
     _permit: OwnedSemaphorePermit,
+    /// Above this much resident memory, the memory pool's size, freed
+    /// memory is handed back when the turn ends.
+    resident_limit: usize,
 }
 
 impl Turn {
-    pub(super) fn new(permit: OwnedSemaphorePermit) -> Self {
-        Self { _permit: permit }
+    pub(super) fn new(permit: OwnedSemaphorePermit, resident_limit: usize) -> Self {
+        Self {
+            _permit: permit,
+            resident_limit,
+        }
     }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        give_back_freed_memory();
+        give_back_freed_memory(self.resident_limit);
     }
 }
 
@@ -30,10 +36,15 @@ impl Drop for Turn {
 /// whichever threads are free, so those arenas grew with each heavy query
 /// until the server held half as much again as its memory pool, with one
 /// query at a time (benches/RESULTS.md). Trimming when a query ends hands
-/// the free pages back; it runs off the async threads since it walks every
-/// arena.
+/// the free pages back. It runs only when the process holds more than
+/// `resident_limit`: the next query must fault the pages in again, which
+/// made the indicator suite a tenth slower when every query trimmed. It
+/// runs off the async threads, since it walks every arena.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn give_back_freed_memory() {
+fn give_back_freed_memory(resident_limit: usize) {
+    if resident_bytes().is_some_and(|resident| resident <= resident_limit) {
+        return;
+    }
     let trim = || {
         // SAFETY: malloc_trim only returns free pages to the kernel; it
         // touches no memory in use.
@@ -45,5 +56,16 @@ fn give_back_freed_memory() {
     }
 }
 
+/// The process's resident memory, from the second field of
+/// `/proc/self/statm` (in pages).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn resident_bytes() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system setting.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * usize::try_from(page_size).ok()?)
+}
+
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn give_back_freed_memory() {}
+fn give_back_freed_memory(_resident_limit: usize) {}
