@@ -245,9 +245,7 @@ impl QueryEngine {
         limits: QueryLimits,
         as_of: &std::collections::BTreeMap<String, u64>,
     ) -> Result<Self, QueryError> {
-        let mut engine = Self::empty(limits)?;
-        engine.versions = warehouse.register_as_of(&engine.ctx, as_of).await?;
-        Ok(engine)
+        Self::open_on(warehouse, limits, &Engine::Local, as_of).await
     }
 
     /// A session on `engine` over `warehouse`, with the tables named in
