@@ -1,0 +1,261 @@
+//! How a query session is opened: in this process or on an Apache Ballista
+//! cluster, with the settings every session gets, and what the sessions of
+//! one process share (the memory pool and the turns of queries at once).
+//!
+//! Owns building sessions and registering the warehouse's tables in them.
+//! It must not plan or run queries: that is the engine's gate in `query`.
+
+use std::sync::Arc;
+
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use tokio::sync::Semaphore;
+
+use super::{join_filters, QueryEngine, QueryError, QueryLimits};
+use crate::catalog::{TableVersions, Warehouse};
+
+/// The cores this process may use, at least one.
+pub(super) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+const SKIP_PARTIAL_RATIO_VARIABLE: &str =
+    "DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD";
+
+/// DataFusion's own variable for join filters pushed into scans: on, every
+/// join gets one; unset, only the joins `join_filters` finds selective.
+const JOIN_DYNAMIC_FILTER_VARIABLE: &str =
+    "DATAFUSION_OPTIMIZER_ENABLE_JOIN_DYNAMIC_FILTER_PUSHDOWN";
+
+/// Where user SQL runs: in this process, or on an Apache Ballista cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Engine {
+    #[default]
+    Local,
+    /// The scheduler's `host:port`.
+    Ballista(String),
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Engine::Local => f.write_str("local"),
+            Engine::Ballista(scheduler) => write!(f, "ballista://{scheduler}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = QueryError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            QueryError::BadEngine(format!(
+                "`{text}`: the engine is `local` or `ballista://HOST:PORT`"
+            ))
+        };
+        if text == "local" {
+            return Ok(Engine::Local);
+        }
+        let address = text.strip_prefix("ballista://").ok_or_else(bad)?;
+        let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+        if host.is_empty() || port.parse::<u16>().is_err() || address.contains('/') {
+            return Err(bad());
+        }
+        Ok(Engine::Ballista(address.to_string()))
+    }
+}
+
+#[cfg(feature = "cluster")]
+const REPARTITION_AGGREGATIONS_VARIABLE: &str = "DATAFUSION_OPTIMIZER_REPARTITION_AGGREGATIONS";
+
+/// What the sessions of one process share, so that a session renewed for
+/// new table versions does not double the memory or the queries at once.
+#[derive(Clone)]
+pub(super) struct SharedResources {
+    runtime: Arc<RuntimeEnv>,
+    pub(super) turns: Arc<Semaphore>,
+}
+
+impl SharedResources {
+    fn new(limits: &QueryLimits) -> Result<Self, QueryError> {
+        // Operators that can spill get an even share of the pool. A pool
+        // taken as needed made a lone indicator up to a tenth faster (no
+        // aggregation spilled), but let one heavy query hold the whole pool,
+        // and the server's peak memory went past half as much again as the
+        // pool (benches/RESULTS.md).
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
+            .build_arc()
+            .map_err(QueryError::Execution)?;
+        Ok(Self {
+            runtime,
+            turns: Arc::new(Semaphore::new(limits.concurrent_queries.max(1))),
+        })
+    }
+}
+
+impl QueryEngine {
+    /// A session with every dataset of `warehouse` registered under its name.
+    pub async fn open(warehouse: &Warehouse, limits: QueryLimits) -> Result<Self, QueryError> {
+        let mut engine = Self::empty(limits)?;
+        engine.versions = warehouse.register_all(&engine.ctx).await?;
+        Ok(engine)
+    }
+
+    /// Like [`QueryEngine::open`], with the tables named in `as_of` at the
+    /// version given (`osservatorio sql --as-of contracts=3`).
+    pub async fn open_as_of(
+        warehouse: &Warehouse,
+        limits: QueryLimits,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Self, QueryError> {
+        Self::open_on(warehouse, limits, &Engine::Local, as_of).await
+    }
+
+    /// A session on `engine` over `warehouse`, with the tables named in
+    /// `as_of` at the version given. On a cluster the tables are listings
+    /// of each snapshot's files, so results name the same versions as here.
+    pub async fn open_on(
+        warehouse: &Warehouse,
+        limits: QueryLimits,
+        engine: &Engine,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Self, QueryError> {
+        let shared = SharedResources::new(&limits)?;
+        Self::open_sharing(warehouse, limits, shared, engine, as_of).await
+    }
+
+    /// A new session like [`QueryEngine::open_on`] that shares this one's
+    /// limits, memory pool and turns: queries still running here and those
+    /// started there count against the same memory and the same number of
+    /// queries at once, as when a server renews its tables.
+    pub async fn reopen(
+        &self,
+        warehouse: &Warehouse,
+        engine: &Engine,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Self, QueryError> {
+        Self::open_sharing(warehouse, self.limits, self.shared.clone(), engine, as_of).await
+    }
+
+    async fn open_sharing(
+        warehouse: &Warehouse,
+        limits: QueryLimits,
+        shared: SharedResources,
+        engine: &Engine,
+        as_of: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Self, QueryError> {
+        match engine {
+            Engine::Local => {
+                let mut engine = Self::sharing(limits, shared)?;
+                engine.versions = warehouse.register_as_of(&engine.ctx, as_of).await?;
+                Ok(engine)
+            }
+            Engine::Ballista(scheduler) => {
+                let mut engine = Self::remote(limits, shared, scheduler).await?;
+                engine.versions = warehouse.register_files_as_of(&engine.ctx, as_of).await?;
+                Ok(engine)
+            }
+        }
+    }
+
+    #[cfg(feature = "cluster")]
+    async fn remote(
+        limits: QueryLimits,
+        shared: SharedResources,
+        scheduler: &str,
+    ) -> Result<Self, QueryError> {
+        let mut config = session_config()?;
+        // With aggregations repartitioned by key, Ballista 55 answered a
+        // global aggregate under UNION ALL once per shuffle partition
+        // (duplicate `_T` totals) and never finished the survey estimators'
+        // grouped aggregation. Finishing each aggregate in one partition
+        // gives every indicator exactly the local result; operators may
+        // turn it back on with the variable.
+        if std::env::var_os(REPARTITION_AGGREGATIONS_VARIABLE).is_none() {
+            config.options_mut().optimizer.repartition_aggregations = false;
+        }
+        let ctx = crate::cluster::remote_context(scheduler, config)
+            .await
+            .map_err(|e| QueryError::Cluster {
+                scheduler: scheduler.to_string(),
+                reason: e.to_string(),
+            })?;
+        crate::survey::register(&ctx, crate::survey::SurveyOptions::default());
+        Ok(Self {
+            ctx,
+            limits,
+            shared,
+            versions: TableVersions::new(),
+            results: None,
+        })
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    async fn remote(
+        _limits: QueryLimits,
+        _shared: SharedResources,
+        scheduler: &str,
+    ) -> Result<Self, QueryError> {
+        Err(QueryError::BadEngine(format!(
+            "ballista://{scheduler}: this build has no cluster support; build with `--features cluster`"
+        )))
+    }
+
+    /// A session with no tables, with the same limits; used by tests of the gate.
+    pub fn empty(limits: QueryLimits) -> Result<Self, QueryError> {
+        Self::sharing(limits, SharedResources::new(&limits)?)
+    }
+
+    fn sharing(limits: QueryLimits, shared: SharedResources) -> Result<Self, QueryError> {
+        let state = datafusion::execution::session_state::SessionStateBuilder::new()
+            .with_config(session_config()?)
+            .with_runtime_env(shared.runtime.clone())
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(join_filters::SelectiveJoinFilters))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        crate::survey::register(&ctx, crate::survey::SurveyOptions::default());
+        Ok(Self {
+            ctx,
+            limits,
+            shared,
+            versions: TableVersions::new(),
+            results: None,
+        })
+    }
+}
+
+/// The session settings of every engine, local or on a cluster.
+fn session_config() -> Result<SessionConfig, QueryError> {
+    // Operators may tune the engine with DataFusion's own environment
+    // variables (DATAFUSION_EXECUTION_TARGET_PARTITIONS=4, …); user SQL
+    // cannot, since the gate refuses SET.
+    let mut config = SessionConfig::from_env().map_err(QueryError::Execution)?;
+    // Grouping by person identifiers barely shrinks rows in a partial
+    // aggregation; skipping it sooner than DataFusion's default (0.8)
+    // saved about a fifth of the national indicator suite (see
+    // benches/RESULTS.md).
+    if std::env::var_os(SKIP_PARTIAL_RATIO_VARIABLE).is_none() {
+        config
+            .options_mut()
+            .execution
+            .skip_partial_aggregation_probe_ratio_threshold = 0.5;
+    }
+    // Joins get a filter pushed into their probe side's scan only where
+    // `join_filters` finds it selective: most indicators join on person
+    // identifiers that nearly all match, where the filter drops nothing
+    // and hashes every row a second time.
+    if std::env::var_os(JOIN_DYNAMIC_FILTER_VARIABLE).is_none() {
+        config
+            .options_mut()
+            .optimizer
+            .enable_join_dynamic_filter_pushdown = false;
+    }
+    let config = config
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("osservatorio", "public");
+    Ok(config)
+}
