@@ -32,7 +32,8 @@ pub struct Cli {
     /// TOML config file with data_dir, memory_limit, query_timeout, max_rows, concurrent_queries.
     #[arg(long, global = true, env = "OSSERVATORIO_CONFIG")]
     pub(super) config: Option<PathBuf>,
-    /// Memory pool for a query, e.g. 512MiB or 2GiB (default 1GiB).
+    /// Memory pool shared by the running queries, e.g. 512MiB or 2GiB (default a
+    /// quarter of the machine's memory, at least 256MiB).
     #[arg(long, global = true, env = "OSSERVATORIO_MEMORY_LIMIT")]
     pub(super) memory_limit: Option<String>,
     /// Time limit for a query, e.g. 30s or 2m (default 60s).

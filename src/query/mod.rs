@@ -29,7 +29,7 @@ use crate::catalog::{CatalogError, TableVersions};
 pub use cache::ResultCache;
 pub use output::{write_batches, OutputError, OutputFormat, StreamEncoder, ROW_LIMIT_KEY};
 pub use session::Engine;
-use session::{cores, SharedResources};
+use session::{cores, default_memory_pool, SharedResources};
 pub use stream::CappedStream;
 
 /// Limits applied to every user query.
@@ -49,7 +49,7 @@ pub struct QueryLimits {
 impl Default for QueryLimits {
     fn default() -> Self {
         Self {
-            memory_bytes: 1 << 30,
+            memory_bytes: default_memory_pool(),
             timeout: Duration::from_secs(60),
             max_rows: 1_000_000,
             concurrent_queries: cores(),
@@ -139,6 +139,9 @@ pub struct QueryEngine {
     /// Results of repeatable queries, for engines that live long enough
     /// to be asked the same query twice.
     results: Option<Arc<ResultCache>>,
+    /// Partitions for a query computed alone (see `planning_state`); `None`
+    /// when they are fixed, by the operator or by a cluster.
+    partitions_alone: Option<usize>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -361,11 +364,9 @@ impl QueryEngine {
         let turn = self.wait_for_turn(deadline).await?;
         let stream = self
             .before(deadline, async {
-                let frame = self
-                    .ctx
-                    .execute_logical_plan(plan)
-                    .await
-                    .map_err(QueryError::Invalid)?;
+                // The gate has refused every statement, so the plan is a
+                // query and needs none of `execute_logical_plan`'s handling.
+                let frame = datafusion::dataframe::DataFrame::new(self.planning_state(), plan);
                 let task = join_filters::computing_join_filters(frame.task_ctx());
                 let physical = frame
                     .create_physical_plan()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use tokio::sync::Semaphore;
 
@@ -19,6 +20,54 @@ use crate::catalog::{TableVersions, Warehouse};
 pub(super) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
+
+/// The default memory pool: a quarter of the memory this process may use
+/// (the machine's, or its control group's limit if lower), at least
+/// 256 MiB. With a fixed 1 GiB the heaviest indicators spilled to disk
+/// on a machine with 24 GiB; DuckDB, the tool researchers would use
+/// instead, takes 80% by default (benches/RESULTS.md).
+pub(super) fn default_memory_pool() -> usize {
+    const FLOOR: usize = 256 << 20;
+    usable_memory().map_or(1 << 30, |bytes| (bytes / 4).max(FLOOR))
+}
+
+#[cfg(unix)]
+fn usable_memory() -> Option<usize> {
+    // SAFETY: sysconf only reads system settings.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let physical = usize::try_from(pages)
+        .ok()?
+        .checked_mul(usize::try_from(page_size).ok()?)?;
+    // A container's limit, where the process has one (cgroup v2, then v1);
+    // "max" or an absurdly large v1 value means none.
+    let limited = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|path| {
+        std::fs::read_to_string(path)
+            .ok()?
+            .trim()
+            .parse::<usize>()
+            .ok()
+    });
+    Some(limited.map_or(physical, |limit| limit.min(physical)))
+}
+
+#[cfg(not(unix))]
+fn usable_memory() -> Option<usize> {
+    None
+}
+
+/// DataFusion's own variable for the partitions of a plan; when an operator
+/// sets it, every query gets exactly that many.
+const TARGET_PARTITIONS_VARIABLE: &str = "DATAFUSION_EXECUTION_TARGET_PARTITIONS";
 
 const SKIP_PARTIAL_RATIO_VARIABLE: &str =
     "DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD";
@@ -97,6 +146,25 @@ impl SharedResources {
 }
 
 impl QueryEngine {
+    /// The session state a query is planned with, once it has its turn. A
+    /// query computed alone is planned with twice the partitions: on two
+    /// cores the heavy indicators then took about a fifth less time, since
+    /// a partition that finishes early no longer leaves its core idle
+    /// while another works through a larger share. With other queries
+    /// running the cores are busy anyway, and each partition holds
+    /// batches outside the memory pool, so the plan keeps one per core.
+    pub(super) fn planning_state(&self) -> SessionState {
+        let mut state = self.ctx.state();
+        if let Some(wide) = self.partitions_alone {
+            let running =
+                self.limits.concurrent_queries.max(1) - self.shared.turns.available_permits();
+            if running <= 1 {
+                state.config_mut().options_mut().execution.target_partitions = wide;
+            }
+        }
+        state
+    }
+
     /// A session with every dataset of `warehouse` registered under its name.
     pub async fn open(warehouse: &Warehouse, limits: QueryLimits) -> Result<Self, QueryError> {
         let mut engine = Self::empty(limits)?;
@@ -190,6 +258,8 @@ impl QueryEngine {
             shared,
             versions: TableVersions::new(),
             results: None,
+            // The cluster plans its own stages.
+            partitions_alone: None,
         })
     }
 
@@ -216,6 +286,9 @@ impl QueryEngine {
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(join_filters::SelectiveJoinFilters))
             .build();
+        let partitions_alone = std::env::var_os(TARGET_PARTITIONS_VARIABLE)
+            .is_none()
+            .then(|| 2 * state.config().target_partitions());
         let ctx = SessionContext::new_with_state(state);
         crate::survey::register(&ctx, crate::survey::SurveyOptions::default());
         Ok(Self {
@@ -224,6 +297,7 @@ impl QueryEngine {
             shared,
             versions: TableVersions::new(),
             results: None,
+            partitions_alone,
         })
     }
 }
@@ -258,4 +332,42 @@ fn session_config() -> Result<SessionConfig, QueryError> {
         .with_information_schema(true)
         .with_default_catalog_and_schema("osservatorio", "public");
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_computed_alone_is_planned_with_twice_the_partitions() {
+        let limits = QueryLimits {
+            concurrent_queries: 3,
+            ..QueryLimits::default()
+        };
+        let engine = QueryEngine::empty(limits).unwrap();
+        let usual = engine.ctx.state().config().target_partitions();
+        let planned = |engine: &QueryEngine| engine.planning_state().config().target_partitions();
+        let fixed_by_operator = std::env::var_os(TARGET_PARTITIONS_VARIABLE).is_some();
+        let alone = if fixed_by_operator { usual } else { 2 * usual };
+
+        let own_turn = engine.shared.turns.clone().try_acquire_owned().unwrap();
+        assert_eq!(planned(&engine), alone);
+        let other_query = engine.shared.turns.clone().try_acquire_owned().unwrap();
+        assert_eq!(planned(&engine), usual);
+        drop(other_query);
+        assert_eq!(planned(&engine), alone);
+        drop(own_turn);
+        // The session's own setting is untouched by either plan.
+        assert_eq!(engine.ctx.state().config().target_partitions(), usual);
+    }
+
+    #[test]
+    fn the_default_pool_is_a_quarter_of_the_memory_and_never_tiny() {
+        let pool = default_memory_pool();
+        assert!(pool >= 256 << 20, "{pool}");
+        if let Some(usable) = usable_memory() {
+            assert!(pool <= usable.max(256 << 20), "{pool} of {usable}");
+            assert_eq!(pool, (usable / 4).max(256 << 20));
+        }
+    }
 }
