@@ -17,20 +17,15 @@
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::datasource::physical_plan::FileScanConfig;
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
-use datafusion::physical_expr::split_conjunction;
 use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, HashJoinExecBuilder};
-use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::ExecutionPlan;
+
+use super::join_sides::JoinSide;
 
 /// A build side that reads more stored rows than this gives its join no
 /// filter, however few rows it is estimated to keep.
@@ -85,7 +80,7 @@ impl PhysicalOptimizerRule for SelectiveJoinFilters {
                 return Ok(Transformed::no(node));
             };
             if join.dynamic_expressions_produced().is_empty()
-                || BuildSide::of(join.left().as_ref())?.is_selective()
+                || JoinSide::of(join.left().as_ref())?.is_selective(MAX_FILTERING_BUILD_ROWS)
             {
                 return Ok(Transformed::no(node));
             }
@@ -123,7 +118,9 @@ impl PhysicalOptimizerRule for SelectiveJoinFilters {
 fn has_selective_join(plan: &dyn ExecutionPlan) -> Result<bool> {
     if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
         let (_, probe_preserved) = join.join_type().on_lr_is_preserved();
-        if probe_preserved && BuildSide::of(join.left().as_ref())?.is_selective() {
+        if probe_preserved
+            && JoinSide::of(join.left().as_ref())?.is_selective(MAX_FILTERING_BUILD_ROWS)
+        {
             return Ok(true);
         }
     }
@@ -133,65 +130,6 @@ fn has_selective_join(plan: &dyn ExecutionPlan) -> Result<bool> {
         }
     }
     Ok(false)
-}
-
-/// What a join's build side reads.
-#[derive(Debug, Default)]
-struct BuildSide {
-    /// Rows of the files its scans read, before any predicate; a scan
-    /// with no row count counts as too many.
-    stored_rows: usize,
-    /// Whether some scan keeps only some rows of its table.
-    restricted: bool,
-}
-
-impl BuildSide {
-    fn is_selective(&self) -> bool {
-        self.restricted && self.stored_rows <= MAX_FILTERING_BUILD_ROWS
-    }
-
-    fn of(plan: &dyn ExecutionPlan) -> Result<Self> {
-        let mut side = Self::default();
-        side.add(plan)?;
-        Ok(side)
-    }
-
-    fn add(&mut self, plan: &dyn ExecutionPlan) -> Result<()> {
-        if plan.downcast_ref::<FilterExec>().is_some() {
-            self.restricted = true;
-        }
-        if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
-            let rows = StatisticsContext::new()
-                .compute(plan, &StatisticsArgs::new())?
-                .num_rows;
-            let rows = match rows {
-                Precision::Exact(rows) | Precision::Inexact(rows) => rows,
-                Precision::Absent => usize::MAX,
-            };
-            self.stored_rows = self.stored_rows.saturating_add(rows);
-            if let Some(files) = scan.data_source().downcast_ref::<FileScanConfig>() {
-                let predicate = files.file_source().filter();
-                let has_static_predicate = predicate.is_some_and(|predicate| {
-                    split_conjunction(&predicate)
-                        .iter()
-                        .any(|part| part.downcast_ref::<DynamicFilterPhysicalExpr>().is_none())
-                });
-                // The provider prunes partitions before planning the scan,
-                // so a read of some partitions shows only in its paths.
-                let partitioned = files.file_groups.iter().flat_map(|g| g.iter()).any(|file| {
-                    file.object_meta
-                        .location
-                        .parts()
-                        .any(|part| part.as_ref().contains('='))
-                });
-                self.restricted |= has_static_predicate || partitioned;
-            }
-        }
-        for child in plan.children() {
-            self.add(child.as_ref())?;
-        }
-        Ok(())
-    }
 }
 
 /// The context a plan runs in: a join computes the filter it was given at

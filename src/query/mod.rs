@@ -7,6 +7,8 @@
 
 mod cache;
 mod join_filters;
+mod join_modes;
+mod join_sides;
 mod output;
 mod session;
 mod stream;

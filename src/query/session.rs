@@ -10,10 +10,12 @@ use std::sync::Arc;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionState;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use tokio::sync::Semaphore;
 
-use super::{join_filters, QueryEngine, QueryError, QueryLimits};
+use super::{join_filters, join_modes, QueryEngine, QueryError, QueryLimits};
 use crate::catalog::{TableVersions, Warehouse};
 
 /// The cores this process may use, at least one.
@@ -284,7 +286,7 @@ impl QueryEngine {
             .with_config(session_config()?)
             .with_runtime_env(shared.runtime.clone())
             .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(join_filters::SelectiveJoinFilters))
+            .with_physical_optimizer_rules(physical_optimizer_rules())
             .build();
         let partitions_alone = std::env::var_os(TARGET_PARTITIONS_VARIABLE)
             .is_none()
@@ -300,6 +302,22 @@ impl QueryEngine {
             partitions_alone,
         })
     }
+}
+
+/// DataFusion's rules, with `join_modes` just before its join selection and
+/// `join_filters` last, once every filter is in place.
+fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let join_selection = rules
+        .iter()
+        .position(|rule| rule.name() == "join_selection")
+        .unwrap_or(0);
+    rules.insert(
+        join_selection,
+        Arc::new(join_modes::PartitionedLargeJoins::default()),
+    );
+    rules.push(Arc::new(join_filters::SelectiveJoinFilters));
+    rules
 }
 
 /// The session settings of every engine, local or on a cluster.
@@ -359,6 +377,20 @@ mod tests {
         drop(own_turn);
         // The session's own setting is untouched by either plan.
         assert_eq!(engine.ctx.state().config().target_partitions(), usual);
+    }
+
+    #[test]
+    fn the_join_rules_run_where_they_must() {
+        let engine = QueryEngine::empty(QueryLimits::default()).unwrap();
+        let state = engine.ctx.state();
+        let names: Vec<_> = state
+            .physical_optimizers()
+            .iter()
+            .map(|r| r.name())
+            .collect();
+        let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+        assert_eq!(at("partitioned_large_joins") + 1, at("join_selection"));
+        assert_eq!(at("selective_join_filters"), names.len() - 1);
     }
 
     #[test]
