@@ -24,28 +24,33 @@
 -- name = "province"
 -- type = "text"
 
-WITH active AS (
-    SELECT DISTINCT c.worker_id
-    FROM contracts c
-    WHERE c.year <= $year
-      AND c.start_date <= make_date(CAST($year AS INT), 12, 31)
-      AND (c.end_date IS NULL OR c.end_date >= make_date(CAST($year AS INT), 1, 1))
-),
-workforce AS (
+WITH workforce AS (
     -- The worker's own job type, not each contract's: a worker with both
-    -- kinds of contract would otherwise count twice and the totals not add up.
-    SELECT w.job_type, w.sex
-    FROM active a
-    JOIN workers w ON w.worker_id = a.worker_id
+    -- kinds of contract would otherwise count twice and the totals not add
+    -- up. `IN` keeps each worker however many of their contracts run, with
+    -- no DISTINCT over the contracts.
+    SELECT w.job_type, w.sex, count(*) AS workers
+    FROM workers w
     JOIN territories t ON t.istat_code = w.istat_code
     WHERE ($district IS NULL OR t.district = $district)
       AND ($province IS NULL OR t.province_code = $province)
+      AND w.worker_id IN (
+          -- Contracts running at some point of the year.
+          SELECT c.worker_id
+          FROM contracts c
+          WHERE c.year <= $year
+            AND c.start_date <= make_date(CAST($year AS INT), 12, 31)
+            AND (c.end_date IS NULL OR c.end_date >= make_date(CAST($year AS INT), 1, 1))
+      )
+    GROUP BY w.job_type, w.sex
 ),
 counted AS (
+    -- The totals are added up from the few rows of `workforce`, not
+    -- counted again from every worker.
     SELECT
         CASE WHEN grouping(job_type) = 1 THEN '_T' ELSE job_type END AS job_type,
         CASE WHEN grouping(sex) = 1 THEN '_T' ELSE sex END AS sex,
-        count(*) AS workers
+        COALESCE(sum(workers), 0) AS workers
     FROM workforce
     GROUP BY CUBE (job_type, sex)
 )
