@@ -30,10 +30,20 @@ WITH started AS (
     -- Counted by the integer year and type first: the yearly totals are
     -- then added up from these few rows, not counted again from every
     -- contract, and the text the charts want is made from the result.
+    -- With no district or province asked, every contract counts and the
+    -- territories are not read: the second branch's condition is then
+    -- false and the planner drops it, the join with it.
+    SELECT c.year, c.job_type, count(*) AS contracts
+    FROM contracts c
+    WHERE c.year BETWEEN CAST($year AS INT) - 9 AND CAST($year AS INT)
+      AND $district IS NULL AND $province IS NULL
+    GROUP BY c.year, c.job_type
+    UNION ALL
     SELECT c.year, c.job_type, count(*) AS contracts
     FROM contracts c
     JOIN territories t ON t.istat_code = c.istat_code
     WHERE c.year BETWEEN CAST($year AS INT) - 9 AND CAST($year AS INT)
+      AND NOT ($district IS NULL AND $province IS NULL)
       AND ($district IS NULL OR t.district = $district)
       AND ($province IS NULL OR t.province_code = $province)
     GROUP BY c.year, c.job_type
