@@ -346,6 +346,7 @@ impl QueryEngine {
     /// or is dropped.
     async fn wait_for_turn(&self, deadline: Instant) -> Result<turns::Turn, QueryError> {
         let turns = self.shared.turns.clone();
+        let _waiting = turns::Waiting::count(&self.shared.waiting);
         match tokio::time::timeout_at(deadline, turns.acquire_owned()).await {
             Ok(Ok(permit)) => Ok(turns::Turn::new(permit, self.limits.memory_bytes)),
             Ok(Err(_closed)) => unreachable!("the turns are never closed"),

@@ -127,6 +127,8 @@ const REPARTITION_AGGREGATIONS_VARIABLE: &str = "DATAFUSION_OPTIMIZER_REPARTITIO
 pub(super) struct SharedResources {
     runtime: Arc<RuntimeEnv>,
     pub(super) turns: Arc<Semaphore>,
+    /// Queries waiting for a turn.
+    pub(super) waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SharedResources {
@@ -143,24 +145,30 @@ impl SharedResources {
         Ok(Self {
             runtime,
             turns: Arc::new(Semaphore::new(limits.concurrent_queries.max(1))),
+            waiting: Arc::default(),
         })
     }
 }
 
 impl QueryEngine {
     /// The session state a query is planned with, once it has its turn. A
-    /// query computed alone is planned with twice the partitions: on two
-    /// cores the heavy indicators then took about a fifth less time, since
-    /// a partition that finishes early no longer leaves its core idle
-    /// while another works through a larger share. With other queries
-    /// running the cores are busy anyway, and each partition holds
-    /// batches outside the memory pool, so the plan keeps one per core.
+    /// query computed alone, with none waiting, is planned with twice the
+    /// partitions: on two cores the heavy indicators then took about a
+    /// fifth less time, since a partition that finishes early no longer
+    /// leaves its core idle while another works through a larger share.
+    /// With other queries running or about to, the cores are busy anyway,
+    /// and each partition holds batches outside the memory pool, so the
+    /// plan keeps one per core.
     pub(super) fn planning_state(&self) -> SessionState {
         let mut state = self.ctx.state();
         if let Some(wide) = self.partitions_alone {
             let running =
                 self.limits.concurrent_queries.max(1) - self.shared.turns.available_permits();
-            if running <= 1 {
+            let waiting = self
+                .shared
+                .waiting
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if running <= 1 && waiting == 0 {
                 state.config_mut().options_mut().execution.target_partitions = wide;
             }
         }
@@ -374,6 +382,15 @@ mod tests {
         assert_eq!(planned(&engine), usual);
         drop(other_query);
         assert_eq!(planned(&engine), alone);
+        engine
+            .shared
+            .waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(planned(&engine), usual, "a query waits for a turn");
+        engine
+            .shared
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         drop(own_turn);
         // The session's own setting is untouched by either plan.
         assert_eq!(engine.ctx.state().config().target_partitions(), usual);

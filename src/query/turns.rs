@@ -69,3 +69,20 @@ fn resident_bytes() -> Option<usize> {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn give_back_freed_memory(_resident_limit: usize) {}
+
+/// A query counted among those waiting for a turn while this is held, so
+/// that a query that gets one knows whether others are about to run.
+pub(super) struct Waiting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Waiting {
+    pub(super) fn count(waiting: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(waiting.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
