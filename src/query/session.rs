@@ -142,9 +142,12 @@ impl SharedResources {
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()
             .map_err(QueryError::Execution)?;
+        let total = limits.concurrent_queries.max(1);
+        let turns = Arc::new(Semaphore::new(total));
+        super::turns::watch_resident_memory(Arc::downgrade(&turns), total, limits.memory_bytes);
         Ok(Self {
             runtime,
-            turns: Arc::new(Semaphore::new(limits.concurrent_queries.max(1))),
+            turns,
             waiting: Arc::default(),
         })
     }
