@@ -22,10 +22,10 @@ use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::joins::{HashJoinExec, HashJoinExecBuilder};
+use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::join_sides::JoinSide;
+use super::join_sides::{rebuilt, JoinSide};
 
 /// A build side that reads more stored rows than this gives its join no
 /// filter, however few rows it is estimated to keep.
@@ -84,21 +84,7 @@ impl PhysicalOptimizerRule for SelectiveJoinFilters {
             {
                 return Ok(Transformed::no(node));
             }
-            // A join made afresh has no filter; the probe side's scan keeps
-            // its placeholder, which passes every row.
-            let unfiltered = HashJoinExecBuilder::new(
-                Arc::clone(join.left()),
-                Arc::clone(join.right()),
-                join.on().to_vec(),
-                *join.join_type(),
-            )
-            .with_filter(join.filter().cloned())
-            .with_projection_ref(join.projection.clone())
-            .with_partition_mode(*join.partition_mode())
-            .with_null_equality(join.null_equality())
-            .with_null_aware(join.null_aware)
-            .with_fetch(join.fetch())
-            .build_exec()?;
+            let unfiltered = rebuilt(join, *join.partition_mode())?;
             Ok(Transformed::yes(unfiltered))
         })
         .data()

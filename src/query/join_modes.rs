@@ -18,10 +18,10 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::error::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::joins::{HashJoinExec, HashJoinExecBuilder, PartitionMode};
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::join_sides::JoinSide;
+use super::join_sides::{rebuilt, JoinSide};
 
 /// Sides reading more stored rows than this are built per partition when
 /// the planner's estimate of one of them went through a join and nothing
@@ -69,19 +69,7 @@ impl PhysicalOptimizerRule for PartitionedLargeJoins {
             {
                 return Ok(Transformed::no(node));
             }
-            let partitioned = HashJoinExecBuilder::new(
-                Arc::clone(join.left()),
-                Arc::clone(join.right()),
-                join.on().to_vec(),
-                *join.join_type(),
-            )
-            .with_filter(join.filter().cloned())
-            .with_projection_ref(join.projection.clone())
-            .with_partition_mode(PartitionMode::Partitioned)
-            .with_null_equality(join.null_equality())
-            .with_null_aware(join.null_aware)
-            .with_fetch(join.fetch())
-            .build_exec()?;
+            let partitioned = rebuilt(join, PartitionMode::Partitioned)?;
             Ok(Transformed::yes(partitioned))
         })
         .data()

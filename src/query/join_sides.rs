@@ -3,7 +3,8 @@
 //! beneath it.
 //!
 //! Owns reading that off a physical plan, for the rules that choose how a
-//! join runs. It must not change a plan.
+//! join runs, and making a join afresh from its parts for them. It must not
+//! decide how a join runs.
 
 use datafusion::common::stats::Precision;
 use datafusion::datasource::physical_plan::FileScanConfig;
@@ -12,7 +13,9 @@ use datafusion::error::Result;
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::split_conjunction;
 use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::joins::HashJoinExec;
+use std::sync::Arc;
+
+use datafusion::physical_plan::joins::{HashJoinExec, HashJoinExecBuilder, PartitionMode};
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -87,4 +90,23 @@ impl JoinSide {
         }
         Ok(())
     }
+}
+
+/// `join` made afresh from its parts, built in `mode`. A join made afresh
+/// pushes no filter into its probe side; a scan that had one keeps its
+/// placeholder, which passes every row.
+pub(super) fn rebuilt(join: &HashJoinExec, mode: PartitionMode) -> Result<Arc<dyn ExecutionPlan>> {
+    HashJoinExecBuilder::new(
+        Arc::clone(join.left()),
+        Arc::clone(join.right()),
+        join.on().to_vec(),
+        *join.join_type(),
+    )
+    .with_filter(join.filter().cloned())
+    .with_projection_ref(join.projection.clone())
+    .with_partition_mode(mode)
+    .with_null_equality(join.null_equality())
+    .with_null_aware(join.null_aware)
+    .with_fetch(join.fetch())
+    .build_exec()
 }
