@@ -160,10 +160,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_side_estimated_through_a_join_is_built_per_partition() {
-        let expected = [
-            "+------+", //
-            "| n    |", "+------+", "| 2500 |", "+------+",
-        ];
+        let expected = ["+------+", "| n    |", "+------+", "| 2500 |", "+------+"];
         let (shown, counted) = plan_and_count(&session(Some(1000))).await;
         assert!(
             shown.contains("mode=Partitioned, join_type=RightSemi")
