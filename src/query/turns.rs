@@ -71,6 +71,10 @@ pub(super) fn watch_resident_memory(
     total: usize,
     resident_limit: usize,
 ) {
+    // Where freed memory cannot be handed back, there is nothing to watch.
+    if cfg!(not(all(target_os = "linux", target_env = "gnu"))) {
+        return;
+    }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
