@@ -18,8 +18,10 @@ use url::Url;
 
 use super::location::{register_s3_tables, store_error, Location};
 use super::register::{delta_provider, files_provider, TableForm};
-use super::writing::{check_batches, commit_properties, side_by_side, writer_properties};
-use super::{CatalogError, Dictionary};
+use super::writing::{
+    check_batches, commit_properties, side_by_side, write_by_year, writer_properties,
+};
+use super::{CatalogError, DatasetSpec, Dictionary};
 
 /// File that marks a directory as an Osservatorio warehouse, so that a
 /// mistyped `--data-dir` never turns someone's home directory into one.
@@ -293,7 +295,18 @@ impl Warehouse {
             dataset: name.to_string(),
             source,
         };
-        let table = match self.table(name).await? {
+        let existing = self.table(name).await?;
+        if let (Some(table), WriteMode::Append) = (&existing, &mode) {
+            if let Some(adds) = write_by_year(table, spec, &batches, writer_properties(spec))
+                .await
+                .map_err(delta_err)?
+            {
+                return commit_appended(table, spec, adds, metadata)
+                    .await
+                    .map_err(delta_err);
+            }
+        }
+        let table = match existing {
             Some(table) => table,
             // A table not yet written: build the handle without reading a log
             // that does not exist; the first write creates it in the same commit.
@@ -525,4 +538,25 @@ impl Warehouse {
         }
         Ok(Some(table))
     }
+}
+
+/// Commits files written by [`write_by_year`] as one append to `table`.
+async fn commit_appended(
+    table: &DeltaTable,
+    spec: &DatasetSpec,
+    adds: Vec<deltalake::kernel::Add>,
+    metadata: serde_json::Map<String, serde_json::Value>,
+) -> Result<u64, DeltaTableError> {
+    use deltalake::kernel::transaction::CommitBuilder;
+    use deltalake::protocol::DeltaOperation;
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: Some(spec.partition_columns()),
+        predicate: None,
+    };
+    let committed = CommitBuilder::from(commit_properties(metadata))
+        .with_actions(adds.into_iter().map(deltalake::kernel::Action::Add).collect())
+        .build(Some(table.snapshot()?), table.log_store(), operation)
+        .await?;
+    Ok(committed.version())
 }

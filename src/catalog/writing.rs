@@ -97,3 +97,112 @@ pub(super) fn check_batches(
     }
     Ok(())
 }
+
+/// The year of `batch` if all its rows are of one year, else `None`.
+fn single_year(batch: &RecordBatch) -> Option<i32> {
+    let years = batch
+        .column_by_name(super::YEAR_COLUMN)?
+        .as_any()
+        .downcast_ref::<arrow::array::Int32Array>()?;
+    if arrow::array::Array::null_count(years) > 0 {
+        return None;
+    }
+    let first = arrow::compute::min(years)?;
+    (arrow::compute::max(years)? == first).then_some(first)
+}
+
+/// Writes batches that each hold the rows of one year straight to their
+/// year's files, the years shared among the cores, and gives the files'
+/// `add` actions for the caller to commit. `Ok(None)`, having written
+/// nothing, when a batch holds several years or a row without one, or when
+/// the table's schema is not the batches': the general writer, which splits
+/// rows by year and checks schemas, takes those.
+///
+/// The general writer would hash every row to a stream, then sort and copy
+/// each batch by year: both are skipped for rows already kept apart by year.
+pub(super) async fn write_by_year(
+    table: &deltalake::DeltaTable,
+    spec: &DatasetSpec,
+    batches: &[RecordBatch],
+    properties: WriterProperties,
+) -> Result<Option<Vec<deltalake::kernel::Add>>, deltalake::DeltaTableError> {
+    use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
+    use deltalake::table::config::TablePropertiesExt;
+
+    let partition_columns = spec.partition_columns();
+    if partition_columns != [super::YEAR_COLUMN] {
+        return Ok(None);
+    }
+    let snapshot = table.snapshot()?;
+    let schema = spec.arrow_schema();
+    if snapshot.snapshot().arrow_schema().fields() != schema.fields()
+        || snapshot.metadata().partition_columns() != &partition_columns
+    {
+        return Ok(None);
+    }
+    let mut by_year: std::collections::BTreeMap<i32, Vec<RecordBatch>> = Default::default();
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        match single_year(batch) {
+            Some(year) => by_year.entry(year).or_default().push(batch.clone()),
+            None => return Ok(None),
+        }
+    }
+    let table_config = snapshot.table_config();
+    let (num_indexed_cols, stats_columns) =
+        deltalake::operations::get_num_idx_cols_and_stats_columns(
+            Some(table_config),
+            Default::default(),
+        );
+    let config = WriterConfig::new(
+        schema,
+        partition_columns,
+        Some(properties),
+        Some(table_config.target_file_size()),
+        None,
+        num_indexed_cols,
+        stats_columns,
+    );
+    // The years dealt to the cores, the largest first, each to the core
+    // with the fewest rows so far.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut years: Vec<(i32, Vec<RecordBatch>)> = by_year.into_iter().collect();
+    let rows = |batches: &[RecordBatch]| batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+    years.sort_by_key(|(_, batches)| std::cmp::Reverse(rows(batches)));
+    let mut shares: Vec<(usize, Vec<(i32, Vec<RecordBatch>)>)> =
+        (0..cores.min(years.len())).map(|_| (0, Vec::new())).collect();
+    for (year, batches) in years {
+        let share = shares
+            .iter_mut()
+            .min_by_key(|(rows, _)| *rows)
+            .expect("a share per core");
+        share.0 += rows(&batches);
+        share.1.push((year, batches));
+    }
+    let mut writers = tokio::task::JoinSet::new();
+    for (_, share) in shares {
+        let mut writer = DeltaWriter::new(table.object_store(), config.clone());
+        writers.spawn(async move {
+            for (year, batches) in share {
+                let partition = indexmap::IndexMap::from([(
+                    super::YEAR_COLUMN.to_string(),
+                    delta_kernel::expressions::Scalar::Integer(year),
+                )]);
+                for batch in batches {
+                    if let Err(e) = writer.write_partition(batch, &partition).await {
+                        let _ = writer.abort().await;
+                        return Err(e);
+                    }
+                }
+            }
+            writer.close().await
+        });
+    }
+    let mut adds = Vec::new();
+    while let Some(written) = writers.join_next().await {
+        let written = written.map_err(|e| {
+            deltalake::DeltaTableError::Generic(format!("a file-writing task failed: {e}"))
+        })?;
+        adds.extend(written?);
+    }
+    Ok(Some(adds))
+}

@@ -17,9 +17,9 @@ use super::IngestError;
 use crate::catalog::{DatasetSpec, YEAR_COLUMN};
 use arrow::array::RecordBatch;
 
-/// The accepted rows of a chunk of a file, and the line and problems of
-/// each rejected one.
-pub(super) type CheckedChunk = (RecordBatch, Vec<(u64, Vec<Problem>)>);
+/// The accepted rows of a chunk of a file (a batch per year), and the line
+/// and problems of each rejected one.
+pub(super) type CheckedChunk = (Vec<RecordBatch>, Vec<(u64, Vec<Problem>)>);
 
 /// Checks the rows of the file `file_index` in about one chunk per core
 /// and gives the chunks in order. `column_of` maps each dictionary column

@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
-use arrow::row::{Row, RowConverter, Rows, SortField};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::hash_map::Entry;
 use datafusion::common::HashMap;
 
@@ -18,6 +18,8 @@ use super::{read, IngestError, IngestMode, INCOMING};
 use crate::catalog::{DatasetSpec, Warehouse, YEAR_COLUMN};
 use crate::query::QueryEngine;
 
+/// Keys repeated among the incoming rows: every row but the earliest (by
+/// file and line) of each key, reported against that earliest one.
 pub(super) fn duplicate_keys_in_batch(
     spec: &DatasetSpec,
     batches: &[RecordBatch],
@@ -39,13 +41,12 @@ pub(super) fn duplicate_keys_in_batch(
     if fields.is_empty() {
         return Ok(Vec::new());
     }
-    // Keys compared in arrow's row format: one byte string per row, with no
-    // text formatting of values unless a duplicate is reported.
-    let converter = RowConverter::new(fields)?;
-    let keys: Vec<Rows> = batches
-        .iter()
-        .map(|b| converter.convert_columns(&key_columns(b)))
-        .collect::<Result<_, _>>()?;
+    let keys = KeyBytes::of(batches, &key_columns, fields)?;
+    let positions: Vec<_> = batches.iter().map(tracking).collect();
+    let position = |(part, row): (usize, usize)| {
+        let (file_ids, lines) = positions[part];
+        (file_ids.value(row), lines.value(row))
+    };
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     // Each core keeps the keys whose hash falls to it: a key and its
     // repeats always meet in the same map, and each map holds a share.
@@ -54,31 +55,40 @@ pub(super) fn duplicate_keys_in_batch(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // One hasher, cloned into every map: a key hashes alike in all of them.
     let hasher = HashMap::<(), ()>::default().hasher().clone();
-    let mut repeats: Vec<((usize, usize), (usize, usize))> = std::thread::scope(|scope| {
+    let repeats: Vec<((usize, usize), (usize, usize))> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|share| {
-                let (keys, hasher) = (&keys, &hasher);
+                let (keys, hasher, position) = (&keys, &hasher, &position);
                 scope.spawn(move || {
-                    let mut first: HashMap<Row<'_>, (usize, usize)> =
+                    let mut earliest: HashMap<&[u8], (usize, usize)> =
                         HashMap::with_capacity_and_hasher(rows / threads + 1, hasher.clone());
                     let mut repeats = Vec::new();
-                    for (part, keys) in keys.iter().enumerate() {
-                        for row in 0..keys.num_rows() {
-                            let key = keys.row(row);
+                    for part in 0..batches.len() {
+                        for row in 0..keys.rows(part) {
+                            let key = keys.key(part, row);
                             if hasher.hash_one(key) as usize % threads != share {
                                 continue;
                             }
-                            match first.entry(key) {
+                            match earliest.entry(key) {
                                 Entry::Vacant(slot) => {
                                     slot.insert((part, row));
                                 }
-                                Entry::Occupied(earlier) => {
-                                    repeats.push(((part, row), *earlier.get()));
+                                Entry::Occupied(mut seen) => {
+                                    // Rows come by year, not by line: the
+                                    // earliest line is the one kept.
+                                    if position((part, row)) < position(*seen.get()) {
+                                        repeats.push(seen.insert((part, row)));
+                                    } else {
+                                        repeats.push((part, row));
+                                    }
                                 }
                             }
                         }
                     }
                     repeats
+                        .into_iter()
+                        .map(|at| (at, earliest[keys.key(at.0, at.1)]))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -87,27 +97,76 @@ pub(super) fn duplicate_keys_in_batch(
             .flat_map(|w| w.join().expect("a key-checking thread panicked"))
             .collect()
     });
-    repeats.sort_unstable();
     let mut problems = Vec::with_capacity(repeats.len());
-    for ((part, row), (earlier_part, earlier_row)) in repeats {
+    for ((part, row), earlier) in repeats {
         let batch = &batches[part];
-        let (file_ids, lines) = tracking(batch);
-        let (earlier_files, earlier_lines) = tracking(&batches[earlier_part]);
+        let (file, line) = position((part, row));
+        let (earlier_file, earlier_line) = position(earlier);
         let shown: Vec<String> = key_columns(batch).iter().map(|c| text_at(c, row)).collect();
         problems.push(Problem {
-            file: files[file_ids.value(row) as usize].clone(),
-            line: lines.value(row),
+            file: files[file as usize].clone(),
+            line,
             column: Some(spec.primary_key.join(", ")),
             value: Some(shown.join(", ")),
             rule: Rule::DuplicateKey,
             message: format!(
                 "the same key as {}:{}",
-                files[earlier_files.value(earlier_row) as usize],
-                earlier_lines.value(earlier_row)
+                files[earlier_file as usize], earlier_line
             ),
         });
     }
+    problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(problems)
+}
+
+/// The key of every incoming row as bytes that are equal exactly when the
+/// keys are: the text itself for a key of one text column with no missing
+/// value (the usual pseudonym), else arrow's row format.
+enum KeyBytes {
+    Text(Vec<StringArray>),
+    Rows(Vec<Rows>),
+}
+
+impl KeyBytes {
+    fn of(
+        batches: &[RecordBatch],
+        key_columns: &dyn Fn(&RecordBatch) -> Vec<ArrayRef>,
+        fields: Vec<SortField>,
+    ) -> Result<Self, IngestError> {
+        let texts: Option<Vec<StringArray>> = batches
+            .iter()
+            .map(|b| match key_columns(b).as_slice() {
+                [column] if column.null_count() == 0 => {
+                    column.as_any().downcast_ref::<StringArray>().cloned()
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some(texts) = texts {
+            return Ok(Self::Text(texts));
+        }
+        let converter = RowConverter::new(fields)?;
+        Ok(Self::Rows(
+            batches
+                .iter()
+                .map(|b| converter.convert_columns(&key_columns(b)))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+
+    fn rows(&self, part: usize) -> usize {
+        match self {
+            Self::Text(texts) => texts[part].len(),
+            Self::Rows(rows) => rows[part].num_rows(),
+        }
+    }
+
+    fn key(&self, part: usize, row: usize) -> &[u8] {
+        match self {
+            Self::Text(texts) => texts[part].value(row).as_bytes(),
+            Self::Rows(rows) => rows[part].row(row).data(),
+        }
+    }
 }
 
 fn quoted(name: &str) -> String {

@@ -207,8 +207,8 @@ pub async fn ingest(
         );
         tracing::debug!(elapsed = ?started.elapsed(), file = %file, "ingest: cells read");
         for outcome in checked {
-            let (part, rejected) = outcome?;
-            parts.push(part);
+            let (years, rejected) = outcome?;
+            parts.extend(years);
             for (line, found) in rejected {
                 problems.extend(found);
                 rejected_lines.push((file_index, line));
@@ -220,7 +220,7 @@ pub async fn ingest(
     // The chunks stay apart up to the commit: joining them would copy
     // every row once more.
     let batches = if parts.is_empty() {
-        vec![RowBuilder::new(&spec, 0).finish()?]
+        RowBuilder::new(&spec, 0).finish()?
     } else {
         parts
     };

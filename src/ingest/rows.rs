@@ -20,9 +20,22 @@ use crate::catalog::{ColumnType, DatasetSpec, YEAR_COLUMN};
 pub(super) const FILE_COLUMN: &str = "__file";
 pub(super) const LINE_COLUMN: &str = "__line";
 
-/// Accepted rows as Arrow columns, plus the file and line of each.
+/// Accepted rows as Arrow columns, plus the file and line of each, kept
+/// apart by year when the table is partitioned by it.
 pub(super) struct RowBuilder {
     spec: DatasetSpec,
+    capacity: usize,
+    /// Where `year` sits among the values, if the table is partitioned by it.
+    year_index: Option<usize>,
+    /// One group per year met, in the order met.
+    groups: Vec<RowGroup>,
+    /// The group the last row went to: rows of one year tend to come together.
+    last: usize,
+}
+
+/// The rows of one year (or of every year, for a table not partitioned).
+struct RowGroup {
+    year: Option<i32>,
     columns: Vec<ColumnBuilder>,
     files: Vec<u32>,
     lines: Vec<u64>,
@@ -37,8 +50,8 @@ enum ColumnBuilder {
     Date(Date32Builder),
 }
 
-impl RowBuilder {
-    pub(super) fn new(spec: &DatasetSpec, capacity: usize) -> Self {
+impl RowGroup {
+    fn new(spec: &DatasetSpec, year: Option<i32>, capacity: usize) -> Self {
         let columns = spec
             .columns
             .iter()
@@ -56,17 +69,58 @@ impl RowBuilder {
             })
             .collect();
         Self {
-            spec: spec.clone(),
+            year,
             columns,
             files: Vec::with_capacity(capacity),
             lines: Vec::with_capacity(capacity),
         }
     }
+}
+
+impl RowBuilder {
+    pub(super) fn new(spec: &DatasetSpec, capacity: usize) -> Self {
+        let year_index = (!spec.partition_columns().is_empty())
+            .then(|| spec.columns.iter().position(|c| c.name == YEAR_COLUMN))
+            .flatten();
+        Self {
+            spec: spec.clone(),
+            capacity,
+            year_index,
+            groups: Vec::new(),
+            last: 0,
+        }
+    }
+
+    /// The group of rows of `year`, made if it is the first of its year.
+    fn group_of(&mut self, year: Option<i32>) -> &mut RowGroup {
+        if self.groups.get(self.last).is_none_or(|g| g.year != year) {
+            self.last = match self.groups.iter().position(|g| g.year == year) {
+                Some(found) => found,
+                None => {
+                    // The first year met gets room for the whole chunk, as a
+                    // monthly export is of one year; later years grow as needed.
+                    let room = if self.groups.is_empty() {
+                        self.capacity
+                    } else {
+                        (self.capacity / 8).max(1024)
+                    };
+                    self.groups.push(RowGroup::new(&self.spec, year, room));
+                    self.groups.len() - 1
+                }
+            };
+        }
+        &mut self.groups[self.last]
+    }
 
     /// Appends one row, taking the values out of `values` (left empty for
     /// the next row, with its allocation).
     pub(super) fn push(&mut self, file: u32, line: u64, values: &mut Vec<Value<'_>>) {
-        for (builder, value) in self.columns.iter_mut().zip(values.drain(..)) {
+        let year = match self.year_index.map(|i| &values[i]) {
+            Some(Value::Int(year)) => i32::try_from(*year).ok(),
+            _ => None,
+        };
+        let group = self.group_of(year);
+        for (builder, value) in group.columns.iter_mut().zip(values.drain(..)) {
             match (builder, value) {
                 (ColumnBuilder::Text(b), Value::Text(t)) => b.append_value(t),
                 (ColumnBuilder::Int32(b), Value::Int(i)) => b.append_value(i as i32),
@@ -83,13 +137,16 @@ impl RowBuilder {
                 (ColumnBuilder::Date(b), _) => b.append_null(),
             }
         }
-        self.files.push(file);
-        self.lines.push(line);
+        group.files.push(file);
+        group.lines.push(line);
     }
 
-    /// The rows with the dictionary's columns (all nullable while checked)
-    /// and the two tracking columns.
-    pub(super) fn finish(self) -> Result<RecordBatch, IngestError> {
+    /// The rows, one batch per year in year order (one batch, perhaps
+    /// empty, for a table not partitioned or with no rows), with the
+    /// dictionary's columns (all nullable while checked) and the two
+    /// tracking columns. Kept apart by year, they reach the table's files
+    /// without being sorted or copied again.
+    pub(super) fn finish(self) -> Result<Vec<RecordBatch>, IngestError> {
         let mut fields: Vec<Field> = self
             .spec
             .columns
@@ -98,23 +155,34 @@ impl RowBuilder {
             .collect();
         fields.push(Field::new(FILE_COLUMN, DataType::UInt32, false));
         fields.push(Field::new(LINE_COLUMN, DataType::UInt64, false));
-        let mut arrays: Vec<ArrayRef> = self
-            .columns
+        let schema = Arc::new(Schema::new(fields));
+        let mut groups = self.groups;
+        if groups.is_empty() {
+            groups.push(RowGroup::new(&self.spec, None, 0));
+        }
+        groups.sort_by_key(|g| g.year);
+        groups
             .into_iter()
-            .map(|b| -> ArrayRef {
-                match b {
-                    ColumnBuilder::Text(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Int32(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Int64(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Float(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Bool(mut b) => Arc::new(b.finish()),
-                    ColumnBuilder::Date(mut b) => Arc::new(b.finish()),
-                }
+            .map(|group| {
+                let mut arrays: Vec<ArrayRef> = group
+                    .columns
+                    .into_iter()
+                    .map(|b| -> ArrayRef {
+                        match b {
+                            ColumnBuilder::Text(mut b) => Arc::new(b.finish()),
+                            ColumnBuilder::Int32(mut b) => Arc::new(b.finish()),
+                            ColumnBuilder::Int64(mut b) => Arc::new(b.finish()),
+                            ColumnBuilder::Float(mut b) => Arc::new(b.finish()),
+                            ColumnBuilder::Bool(mut b) => Arc::new(b.finish()),
+                            ColumnBuilder::Date(mut b) => Arc::new(b.finish()),
+                        }
+                    })
+                    .collect();
+                arrays.push(Arc::new(UInt32Array::from(group.files)));
+                arrays.push(Arc::new(UInt64Array::from(group.lines)));
+                Ok(RecordBatch::try_new(schema.clone(), arrays)?)
             })
-            .collect();
-        arrays.push(Arc::new(UInt32Array::from(self.files)));
-        arrays.push(Arc::new(UInt64Array::from(self.lines)));
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+            .collect()
     }
 }
 
