@@ -162,36 +162,38 @@ pub(super) async fn write_by_year(
         num_indexed_cols,
         stats_columns,
     );
-    // The years dealt to the cores, the largest first, each to the core
-    // with the fewest rows so far.
+    // The batches dealt to the cores, the largest first, each to the core
+    // with the fewest rows so far. A year's batches may go to several
+    // cores, each writing a file of it: an export of one month, all of one
+    // year, is then still written on every core.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut years: Vec<(i32, Vec<RecordBatch>)> = by_year.into_iter().collect();
-    let rows = |batches: &[RecordBatch]| batches.iter().map(RecordBatch::num_rows).sum::<usize>();
-    years.sort_by_key(|(_, batches)| std::cmp::Reverse(rows(batches)));
-    let mut shares: Vec<(usize, Vec<(i32, Vec<RecordBatch>)>)> =
-        (0..cores.min(years.len())).map(|_| (0, Vec::new())).collect();
-    for (year, batches) in years {
+    let mut pieces: Vec<(i32, RecordBatch)> = by_year
+        .into_iter()
+        .flat_map(|(year, batches)| batches.into_iter().map(move |b| (year, b)))
+        .collect();
+    pieces.sort_by_key(|(year, batch)| (std::cmp::Reverse(batch.num_rows()), *year));
+    let mut shares: Vec<(usize, Vec<(i32, RecordBatch)>)> =
+        (0..cores.min(pieces.len())).map(|_| (0, Vec::new())).collect();
+    for (year, batch) in pieces {
         let share = shares
             .iter_mut()
             .min_by_key(|(rows, _)| *rows)
             .expect("a share per core");
-        share.0 += rows(&batches);
-        share.1.push((year, batches));
+        share.0 += batch.num_rows();
+        share.1.push((year, batch));
     }
     let mut writers = tokio::task::JoinSet::new();
     for (_, share) in shares {
         let mut writer = DeltaWriter::new(table.object_store(), config.clone());
         writers.spawn(async move {
-            for (year, batches) in share {
+            for (year, batch) in share {
                 let partition = indexmap::IndexMap::from([(
                     super::YEAR_COLUMN.to_string(),
                     delta_kernel::expressions::Scalar::Integer(year),
                 )]);
-                for batch in batches {
-                    if let Err(e) = writer.write_partition(batch, &partition).await {
-                        let _ = writer.abort().await;
-                        return Err(e);
-                    }
+                if let Err(e) = writer.write_partition(batch, &partition).await {
+                    let _ = writer.abort().await;
+                    return Err(e);
                 }
             }
             writer.close().await

@@ -43,6 +43,7 @@ pub(super) fn check_records(
             .step_by(size)
             .map(move |start| (piece, start..(start + size).min(piece.len())))
     });
+    let derived = &Derived::of(spec);
     std::thread::scope(|scope| {
         let workers: Vec<_> = chunks
             .map(|(piece, range)| {
@@ -53,7 +54,9 @@ pub(super) fn check_records(
                     for row in range.clone() {
                         let line = piece.line(row);
                         let cell = |c: usize| piece.cell(row, c);
-                        match check_row(spec, reader, column_of, file, line, cell, &mut values) {
+                        let checked =
+                            check_row(spec, derived, reader, column_of, file, line, cell, &mut values);
+                        match checked {
                             Ok(()) => rows.push(file_index as u32, line, &mut values),
                             Err(found) => {
                                 values.clear();
@@ -75,8 +78,10 @@ pub(super) fn check_records(
 
 /// Reads the values of the row on `line`, whose file column `i` is
 /// `cell(i)`, into `values` (empty on entry), or gives its problems.
+#[allow(clippy::too_many_arguments)]
 fn check_row<'r>(
     spec: &'r DatasetSpec,
+    derived: &Derived,
     reader: &CellReader<'r>,
     column_of: &[Option<usize>],
     file: &str,
@@ -86,7 +91,7 @@ fn check_row<'r>(
 ) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
     for (c, column) in spec.columns.iter().enumerate() {
-        if column.name == YEAR_COLUMN && spec.year_of.is_some() {
+        if derived.year.is_some_and(|(_, year)| year == c) {
             values.push(Value::Null);
             continue;
         }
@@ -107,7 +112,7 @@ fn check_row<'r>(
         }
     }
     if problems.is_empty() {
-        if let Some(p) = cross_column_problem(spec, values) {
+        if let Some(p) = cross_column_problem(spec, derived, values) {
             problems.push(Problem {
                 file: file.to_string(),
                 line,
@@ -116,20 +121,45 @@ fn check_row<'r>(
         }
     }
     if problems.is_empty() {
-        fill_year(spec, values);
+        fill_year(derived, values);
         Ok(())
     } else {
         Err(problems)
     }
 }
 
+/// Where the rules between columns of a row look, found once per file.
+struct Derived {
+    /// The event date's column and the `year` column set from it.
+    year: Option<(usize, usize)>,
+    /// Each date column that must not come before another, and that other.
+    order: Vec<(usize, usize)>,
+}
+
+impl Derived {
+    fn of(spec: &DatasetSpec) -> Self {
+        let position = |name: &str| spec.columns.iter().position(|c| c.name == name);
+        let year = spec
+            .year_of
+            .as_deref()
+            .and_then(|date| Some((position(date)?, position(YEAR_COLUMN)?)));
+        let order = spec
+            .columns
+            .iter()
+            .enumerate()
+            .filter_map(|(end, column)| Some((end, position(column.after.as_deref()?)?)))
+            .collect();
+        Self { year, order }
+    }
+}
+
 /// Rules between columns of one row: an end date not before its start.
-fn cross_column_problem(spec: &DatasetSpec, values: &[Value]) -> Option<Problem> {
-    for (index, column) in spec.columns.iter().enumerate() {
-        let Some(after) = &column.after else { continue };
-        let start = spec.columns.iter().position(|c| &c.name == after)?;
-        if let (Value::Date(end), Value::Date(begin)) = (&values[index], &values[start]) {
+fn cross_column_problem(spec: &DatasetSpec, derived: &Derived, values: &[Value]) -> Option<Problem> {
+    for &(end_index, start_index) in &derived.order {
+        if let (Value::Date(end), Value::Date(begin)) = (&values[end_index], &values[start_index]) {
             if end < begin {
+                let column = &spec.columns[end_index];
+                let after = &spec.columns[start_index].name;
                 let shown = chrono::NaiveDate::from_num_days_from_ce_opt(end + 719_163)
                     .map(|d| d.format("%d/%m/%Y").to_string());
                 return Some(Problem {
@@ -147,14 +177,8 @@ fn cross_column_problem(spec: &DatasetSpec, values: &[Value]) -> Option<Problem>
 }
 
 /// Sets `year` from the dataset's event date.
-fn fill_year(spec: &DatasetSpec, values: &mut [Value]) {
-    let Some(date_column) = &spec.year_of else {
-        return;
-    };
-    let (Some(date_index), Some(year_index)) = (
-        spec.columns.iter().position(|c| &c.name == date_column),
-        spec.columns.iter().position(|c| c.name == YEAR_COLUMN),
-    ) else {
+fn fill_year(derived: &Derived, values: &mut [Value]) {
+    let Some((date_index, year_index)) = derived.year else {
         return;
     };
     if let Value::Date(days) = values[date_index] {

@@ -120,6 +120,7 @@ fn closest(spec: &DatasetSpec, key: &str) -> Option<String> {
 pub enum Value<'a> {
     Null,
     Text(Cow<'a, str>),
+    Pseudonym(super::identity::Pseudonym),
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -218,7 +219,7 @@ impl CellReader<'_> {
                         check_tax_code(text)
                             .map_err(|e| problem(Rule::CodiceFiscale, e.to_string()))?;
                     }
-                    return Ok(Value::Text(self.pseudonymizer.pseudonym(text).into()));
+                    return Ok(Value::Pseudonym(self.pseudonymizer.pseudonym_of(text)));
                 }
                 let text = match (&column.codes, &rules.codes) {
                     (Some(codes), Some(exact)) => match exact.get(text) {

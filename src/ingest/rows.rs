@@ -123,6 +123,7 @@ impl RowBuilder {
         for (builder, value) in group.columns.iter_mut().zip(values.drain(..)) {
             match (builder, value) {
                 (ColumnBuilder::Text(b), Value::Text(t)) => b.append_value(t),
+                (ColumnBuilder::Text(b), Value::Pseudonym(p)) => b.append_value(p.as_str()),
                 (ColumnBuilder::Int32(b), Value::Int(i)) => b.append_value(i as i32),
                 (ColumnBuilder::Int64(b), Value::Int(i)) => b.append_value(i),
                 (ColumnBuilder::Float(b), Value::Float(f)) => b.append_value(f),
