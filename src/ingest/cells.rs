@@ -168,33 +168,52 @@ pub(super) fn plain_rows(
         ends: Vec::new(),
         lines: Vec::new(),
     };
+    // Room for about as many rows as lines the length of the first would
+    // make: the arrays then grow once or never instead of doubling from
+    // nothing, a copy of every cell end each time.
+    let first_line = memchr::memchr(b'\n', piece).map_or(piece.len(), |i| i + 1);
+    let expected_rows = (piece.len() / first_line.max(1)) + (piece.len() / first_line.max(1)) / 8 + 1;
+    rows.starts.reserve(expected_rows);
+    rows.lines.reserve(expected_rows);
+    rows.ends.reserve(expected_rows * width);
     let mut problems = Vec::new();
     let mut line = lines_before;
-    let mut start = 0;
-    while start < piece.len() {
-        let end = memchr::memchr(b'\n', &piece[start..]).map_or(piece.len(), |i| start + i);
-        let record = &piece[start..end];
-        let row_start = range.start + start;
-        start = end + 1;
+    let mut row_start = 0;
+    let mut first_end = 0;
+    // One pass over the piece finds every separator and line end.
+    let mut hits = memchr::memchr2_iter(separator, b'\n', piece);
+    loop {
+        let hit = hits.next();
+        let end = match hit {
+            Some(at) if piece[at] == separator => {
+                // Cell ends are kept from the row's start in 32 bits. A row
+                // that passes both checks below is shorter than that unless
+                // the header has more than 65535 columns, and then every
+                // column is unknown to the dictionary and the file is
+                // refused whole.
+                rows.ends.push((at - row_start) as u32);
+                continue;
+            }
+            Some(at) => at,
+            None if row_start >= piece.len() => break,
+            None => piece.len(),
+        };
+        let record_len = end - row_start;
+        let absolute_start = range.start + row_start;
+        row_start = end + 1;
         line += 1;
-        let as_text = &text[row_start..row_start + record.len()];
-        if memchr::memchr(separator, record).is_none() && as_text.trim().is_empty() {
+        let as_text = &text[absolute_start..absolute_start + record_len];
+        let separators = rows.ends.len() - first_end;
+        if separators == 0 && as_text.trim().is_empty() {
+            if hit.is_none() {
+                break;
+            }
             continue;
         }
-        let first_end = rows.ends.len();
-        // Cell ends are kept from the row's start in 32 bits. A row that
-        // passes both checks below is shorter than that unless the header
-        // has more than 65535 columns, and then every column is unknown to
-        // the dictionary and the file is refused whole.
-        rows.ends.extend(
-            memchr::memchr_iter(separator, record)
-                .chain([record.len()])
-                .map(|end| end as u32),
-        );
-        let fields = rows.ends.len() - first_end;
-        if fields != width {
-            rows.ends.truncate(first_end);
-            problems.push(Problem::file_level(
+        rows.ends.push(record_len as u32);
+        let fields = separators + 1;
+        let problem = if fields != width {
+            Some(Problem::file_level(
                 path,
                 line,
                 Rule::FieldCount,
@@ -202,16 +221,24 @@ pub(super) fn plain_rows(
                     "{fields} fields where the header has {width} (separator {})",
                     separator_name(separator)
                 ),
-            ));
-            continue;
+            ))
+        } else {
+            long_cell(path, line, as_text, separator, header)
+        };
+        match problem {
+            Some(problem) => {
+                rows.ends.truncate(first_end);
+                problems.push(problem);
+            }
+            None => {
+                rows.starts.push(absolute_start);
+                rows.lines.push(line);
+                first_end = rows.ends.len();
+            }
         }
-        if let Some(problem) = long_cell(path, line, as_text, separator, header) {
-            rows.ends.truncate(first_end);
-            problems.push(problem);
-            continue;
+        if hit.is_none() {
+            break;
         }
-        rows.starts.push(row_start);
-        rows.lines.push(line);
     }
     (rows, problems)
 }
