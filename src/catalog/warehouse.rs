@@ -301,6 +301,9 @@ impl Warehouse {
                 .await
                 .map_err(delta_err)?
             {
+                // The rows are in their files: their memory is handed back
+                // beside the commit rather than after it.
+                std::thread::spawn(move || drop(batches));
                 return commit_appended(table, spec, adds, metadata)
                     .await
                     .map_err(delta_err);

@@ -226,14 +226,16 @@ pub async fn ingest(
     };
     tracing::debug!(elapsed = ?started.elapsed(), "ingest: rows checked");
 
-    // Checks across rows: keys within the files, then against the warehouse.
+    // Checks across rows: keys within the files, on their own threads,
+    // while the warehouse is asked about references and keys it has.
     let mut dropped: BTreeSet<(u32, u64)> = BTreeSet::new();
-    for p in duplicate_keys_in_batch(&spec, &batches, &file_names)? {
-        dropped.insert(position_of(&p, &file_names));
-        problems.push(p);
-    }
+    let keys_within = {
+        let (spec, batches, file_names) = (spec.clone(), batches.clone(), file_names.clone());
+        tokio::task::spawn_blocking(move || {
+            duplicate_keys_in_batch(&spec, &batches, &file_names)
+        })
+    };
     let years: BTreeSet<i32> = batches.iter().flat_map(years_of).collect();
-    tracing::debug!(elapsed = ?started.elapsed(), "ingest: keys within the files checked");
     let engine = QueryEngine::open(warehouse, QueryLimits::default()).await?;
     let ctx = engine.context();
     ctx.register_table(
@@ -249,6 +251,14 @@ pub async fn ingest(
     }
     ctx.deregister_table(INCOMING)?;
     tracing::debug!(elapsed = ?started.elapsed(), "ingest: rows checked against the warehouse");
+    let keys_within = keys_within
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    for p in keys_within {
+        dropped.insert(position_of(&p, &file_names));
+        problems.push(p);
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "ingest: keys within the files checked");
     problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
 
     let mut valid = Vec::with_capacity(batches.len());
@@ -277,6 +287,14 @@ pub async fn ingest(
     let has_problems = !problems.is_empty();
     progress.finish_and_clear();
 
+    // With nothing to reject, the files' text is not needed again: it is
+    // handed back beside the commit rather than after it.
+    let raws = if has_problems {
+        raws
+    } else {
+        std::thread::spawn(move || drop(raws));
+        Vec::new()
+    };
     let outcome = if options.dry_run {
         Outcome::Checked {
             valid: !has_problems,
