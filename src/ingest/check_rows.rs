@@ -48,6 +48,11 @@ pub(super) fn check_records(
         let workers: Vec<_> = chunks
             .map(|(piece, range)| {
                 scope.spawn(move || {
+                    let columns = reader.columns.to_vec();
+                    let reader = &CellReader {
+                        columns: &columns,
+                        ..*reader
+                    };
                     let mut rows = RowBuilder::new(spec, range.len());
                     let mut rejected = Vec::new();
                     let mut values = Vec::with_capacity(spec.columns.len());

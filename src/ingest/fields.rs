@@ -144,7 +144,10 @@ pub struct NumberStyle {
 }
 
 /// A column of the dictionary with its rules made ready once per ingest:
-/// its pattern compiled, its codes in a set.
+/// its pattern compiled, its codes in a set. Each thread that reads cells
+/// takes its own clone: threads sharing one compiled pattern contend for
+/// its matching state on every cell.
+#[derive(Clone)]
 pub struct ColumnRules<'s> {
     pub spec: &'s ColumnSpec,
     pattern: Option<regex::Regex>,
