@@ -126,7 +126,7 @@ fn decode(
 ) -> Result<(String, &'static str, Option<Vec<u8>>), IngestError> {
     let had_bom = bytes.starts_with(BOM);
     let as_utf8 = |bytes: Vec<u8>| {
-        String::from_utf8(bytes).map_err(|e| IngestError::Encoding {
+        utf8_text(bytes).map_err(|e| IngestError::Encoding {
             path: path.to_path_buf(),
             line: line_of(e.as_bytes(), e.utf8_error().valid_up_to()),
             reason: "bytes that are not UTF-8; if the file comes from Excel on Windows, try --encoding windows-1252".into(),
@@ -138,13 +138,25 @@ fn decode(
             Ok((windows_1252(path, &bytes)?, "Windows-1252", Some(bytes)))
         }
         None if had_bom => Ok((as_utf8(bytes)?, "UTF-8 with BOM", None)),
-        None => match String::from_utf8(bytes) {
+        None => match utf8_text(bytes) {
             Ok(text) => Ok((text, "UTF-8", None)),
             Err(e) => {
                 let bytes = e.into_bytes();
                 Ok((windows_1252(path, &bytes)?, "Windows-1252", Some(bytes)))
             }
         },
+    }
+}
+
+/// `bytes` as text if they are UTF-8. A valid file, the usual case, is
+/// checked with the processor's vector instructions, several times faster
+/// than the standard check, which runs only to find where a bad one fails.
+fn utf8_text(bytes: Vec<u8>) -> Result<String, std::string::FromUtf8Error> {
+    if simdutf8::basic::from_utf8(&bytes).is_ok() {
+        // SAFETY: the bytes were just checked to be UTF-8.
+        Ok(unsafe { String::from_utf8_unchecked(bytes) })
+    } else {
+        String::from_utf8(bytes)
     }
 }
 
