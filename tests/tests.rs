@@ -13,6 +13,7 @@ mod generate;
 mod indicators;
 mod ingest;
 mod ingest_cli;
+mod ingest_years;
 #[cfg(feature = "cluster")]
 mod object_store;
 mod query;

@@ -558,7 +558,11 @@ async fn commit_appended(
         predicate: None,
     };
     let committed = CommitBuilder::from(commit_properties(metadata))
-        .with_actions(adds.into_iter().map(deltalake::kernel::Action::Add).collect())
+        .with_actions(
+            adds.into_iter()
+                .map(deltalake::kernel::Action::Add)
+                .collect(),
+        )
         .build(Some(table.snapshot()?), table.log_store(), operation)
         .await?;
     Ok(committed.version())

@@ -1,6 +1,7 @@
 //! What a write to the warehouse is made of, apart from the table it goes
 //! to: the check of the batches against the dictionary, the writer's input
-//! plan, the Parquet settings and the commit's recorded metadata.
+//! plan, the Parquet settings, the commit's recorded metadata, and the
+//! files of an append whose rows already come apart by year.
 //!
 //! Owns how files are written. It must not decide what is written or when:
 //! that is `Warehouse::write_recorded`.
@@ -172,8 +173,9 @@ pub(super) async fn write_by_year(
         .flat_map(|(year, batches)| batches.into_iter().map(move |b| (year, b)))
         .collect();
     pieces.sort_by_key(|(year, batch)| (std::cmp::Reverse(batch.num_rows()), *year));
-    let mut shares: Vec<(usize, Vec<(i32, RecordBatch)>)> =
-        (0..cores.min(pieces.len())).map(|_| (0, Vec::new())).collect();
+    let mut shares: Vec<(usize, Vec<(i32, RecordBatch)>)> = (0..cores.min(pieces.len()))
+        .map(|_| (0, Vec::new()))
+        .collect();
     for (year, batch) in pieces {
         let share = shares
             .iter_mut()

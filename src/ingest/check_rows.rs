@@ -59,8 +59,16 @@ pub(super) fn check_records(
                     for row in range.clone() {
                         let line = piece.line(row);
                         let cell = |c: usize| piece.cell(row, c);
-                        let checked =
-                            check_row(spec, derived, reader, column_of, file, line, cell, &mut values);
+                        let checked = check_row(
+                            spec,
+                            derived,
+                            reader,
+                            column_of,
+                            file,
+                            line,
+                            cell,
+                            &mut values,
+                        );
                         match checked {
                             Ok(()) => rows.push(file_index as u32, line, &mut values),
                             Err(found) => {
@@ -159,7 +167,11 @@ impl Derived {
 }
 
 /// Rules between columns of one row: an end date not before its start.
-fn cross_column_problem(spec: &DatasetSpec, derived: &Derived, values: &[Value]) -> Option<Problem> {
+fn cross_column_problem(
+    spec: &DatasetSpec,
+    derived: &Derived,
+    values: &[Value],
+) -> Option<Problem> {
     for &(end_index, start_index) in &derived.order {
         if let (Value::Date(end), Value::Date(begin)) = (&values[end_index], &values[start_index]) {
             if end < begin {

@@ -231,9 +231,7 @@ pub async fn ingest(
     let mut dropped: BTreeSet<(u32, u64)> = BTreeSet::new();
     let keys_within = {
         let (spec, batches, file_names) = (spec.clone(), batches.clone(), file_names.clone());
-        tokio::task::spawn_blocking(move || {
-            duplicate_keys_in_batch(&spec, &batches, &file_names)
-        })
+        tokio::task::spawn_blocking(move || duplicate_keys_in_batch(&spec, &batches, &file_names))
     };
     let years: BTreeSet<i32> = batches.iter().flat_map(years_of).collect();
     let engine = QueryEngine::open(warehouse, QueryLimits::default()).await?;
