@@ -136,7 +136,17 @@ pub(super) async fn write_by_year(
     }
     let snapshot = table.snapshot()?;
     let schema = spec.arrow_schema();
-    if snapshot.snapshot().arrow_schema().fields() != schema.fields()
+    let table_config = snapshot.table_config();
+    // Files are written under the columns' own names and with no table
+    // constraint checked: a table that maps column names or has
+    // constraints (none of ours, but a table may be altered by other
+    // tools) goes through the general writer, which handles both.
+    let mapped = table_config
+        .column_mapping_mode
+        .is_some_and(|mode| mode != delta_kernel::table_features::ColumnMappingMode::None);
+    if mapped
+        || !table_config.get_constraints().is_empty()
+        || snapshot.snapshot().arrow_schema().fields() != schema.fields()
         || snapshot.metadata().partition_columns() != &partition_columns
     {
         return Ok(None);
@@ -148,7 +158,6 @@ pub(super) async fn write_by_year(
             None => return Ok(None),
         }
     }
-    let table_config = snapshot.table_config();
     let (num_indexed_cols, stats_columns) =
         deltalake::operations::get_num_idx_cols_and_stats_columns(
             Some(table_config),
