@@ -219,3 +219,94 @@ pub(super) async fn write_by_year(
     }
     Ok(Some(adds))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array};
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::DataType;
+
+    use super::*;
+    use crate::catalog::{Dictionary, Warehouse, WriteMode, YEAR_COLUMN};
+
+    /// `rows` rows of `spec`, every one of `year`, with a value in every
+    /// column.
+    fn rows_of(spec: &DatasetSpec, year: i32, rows: usize) -> RecordBatch {
+        let schema = spec.arrow_schema();
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|field| -> ArrayRef {
+                match field.data_type() {
+                    DataType::Int32 if field.name() == YEAR_COLUMN => {
+                        Arc::new(Int32Array::from(vec![year; rows]))
+                    }
+                    DataType::Int32 => Arc::new(Int32Array::from(vec![1; rows])),
+                    DataType::Int64 => Arc::new(Int64Array::from(vec![1; rows])),
+                    DataType::Float64 => Arc::new(Float64Array::from(vec![1.0; rows])),
+                    DataType::Boolean => Arc::new(BooleanArray::from(vec![true; rows])),
+                    DataType::Date32 => {
+                        Arc::new(Date32Array::from(vec![(year - 1970) * 365; rows]))
+                    }
+                    _ => Arc::new(StringArray::from(vec!["x"; rows])),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    #[tokio::test]
+    async fn batches_of_one_year_each_are_written_by_year_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let dictionary = Arc::new(Dictionary::load().unwrap());
+        let warehouse = Warehouse::create(dir.path(), dictionary.clone())
+            .await
+            .unwrap();
+        let spec = dictionary.require("substitutions").unwrap();
+        let first = rows_of(spec, 2020, 2);
+        warehouse
+            .write("substitutions", vec![first], WriteMode::Replace)
+            .await
+            .unwrap();
+        let table = warehouse.table("substitutions").await.unwrap().unwrap();
+
+        let by_year = [
+            rows_of(spec, 2021, 3),
+            rows_of(spec, 2022, 2),
+            rows_of(spec, 2021, 1),
+        ];
+        let adds = write_by_year(&table, spec, &by_year, writer_properties(spec))
+            .await
+            .unwrap()
+            .expect("batches of one year each are written by year");
+        let mut rows_by_year = std::collections::BTreeMap::new();
+        for add in &adds {
+            let year = add.partition_values[YEAR_COLUMN].clone().unwrap();
+            assert!(
+                add.path.starts_with(&format!("year={year}/")),
+                "{}",
+                add.path
+            );
+            let stats: serde_json::Value =
+                serde_json::from_str(add.stats.as_deref().unwrap()).unwrap();
+            *rows_by_year.entry(year).or_insert(0) += stats["numRecords"].as_u64().unwrap();
+        }
+        assert_eq!(
+            rows_by_year.into_iter().collect::<Vec<_>>(),
+            [("2021".to_string(), 4), ("2022".to_string(), 2)]
+        );
+
+        // A batch of two years goes to the general writer, which splits it.
+        let mixed = arrow::compute::concat_batches(
+            &spec.arrow_schema(),
+            &[rows_of(spec, 2021, 1), rows_of(spec, 2022, 1)],
+        )
+        .unwrap();
+        let refused = write_by_year(&table, spec, &[mixed], writer_properties(spec))
+            .await
+            .unwrap();
+        assert!(refused.is_none());
+    }
+}
