@@ -172,8 +172,8 @@ pub(super) fn plain_rows(
     // make: the arrays then grow once or never instead of doubling from
     // nothing, a copy of every cell end each time.
     let first_line = memchr::memchr(b'\n', piece).map_or(piece.len(), |i| i + 1);
-    let expected_rows =
-        (piece.len() / first_line.max(1)) + (piece.len() / first_line.max(1)) / 8 + 1;
+    let lines_like_first = piece.len() / first_line.max(1);
+    let expected_rows = lines_like_first + lines_like_first / 8 + 1;
     rows.starts.reserve(expected_rows);
     rows.lines.reserve(expected_rows);
     rows.ends.reserve(expected_rows * width);

@@ -115,7 +115,6 @@ pub(super) fn duplicate_keys_in_batch(
             ),
         });
     }
-    problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(problems)
 }
 
