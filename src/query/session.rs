@@ -363,8 +363,8 @@ fn session_config() -> Result<SessionConfig, QueryError> {
             .enable_join_dynamic_filter_pushdown = false;
     }
     // Measured on the national suite against DuckDB, paired, whole suite
-    // against whole suite (benches/RESULTS.md, 2026-11-25): 0.87–0.88× →
-    // 0.80–0.83×.
+    // against whole suite (benches/RESULTS.md, 2026-11-25): 0.84–0.88× →
+    // 0.79–0.82×.
     // - Page indexes: the files are not sorted within a year, so the pages
     //   of a date or territory span nearly every value; the scans of the
     //   heavy indicators kept 530 of 532 pages and spent 7% of their time
