@@ -25,15 +25,43 @@ pub const MAX_FIELD_CHARS: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct Rows {
     width: usize,
-    /// Cells are separated by exactly one byte in it.
     text: Arc<String>,
     /// Where each row's first cell starts in `text`.
     starts: Vec<usize>,
-    /// Where each cell ends, from the start of its row; `width` entries per
-    /// row. A row fits in `u32`: a cell longer than [`MAX_FIELD_CHARS`]
-    /// rejects its row.
-    ends: Vec<u32>,
+    cut: Cut,
     lines: Vec<u64>,
+}
+
+/// Where a row's cells end.
+#[derive(Debug, Clone)]
+enum Cut {
+    /// Cells the parser copied out, which may hold any character: each
+    /// cell's end from the start of its row, `width` entries per row, one
+    /// byte apart. A row fits in `u32`: a cell longer than
+    /// [`MAX_FIELD_CHARS`] rejects its row.
+    Stored { ends: Vec<u32> },
+    /// Rows of the file's own text, where every `separator` ends a cell:
+    /// each row's length. The cells are cut as a row is read, which costs
+    /// less than storing where a million rows' cells end.
+    AtSeparators { separator: u8, lengths: Vec<u32> },
+}
+
+/// The cells of one row.
+pub struct RowCells<'t, 'e> {
+    row: &'t str,
+    /// Where each cell ends, from the row's start.
+    ends: &'e [u32],
+}
+
+impl<'t> RowCells<'t, '_> {
+    /// Cell `column`.
+    pub fn cell(&self, column: usize) -> &'t str {
+        let start = match column {
+            0 => 0,
+            _ => self.ends[column - 1] as usize + 1,
+        };
+        &self.row[start..self.ends[column] as usize]
+    }
 }
 
 impl Rows {
@@ -42,7 +70,7 @@ impl Rows {
             width,
             text: Arc::new(String::new()),
             starts: Vec::new(),
-            ends: Vec::new(),
+            cut: Cut::Stored { ends: Vec::new() },
             lines: Vec::new(),
         }
     }
@@ -50,14 +78,17 @@ impl Rows {
     /// Appends a row of copied cells; `cells` must yield `width` cells.
     pub(super) fn push<'c>(&mut self, line: u64, cells: impl IntoIterator<Item = &'c str>) {
         let text = Arc::get_mut(&mut self.text).expect("a copied text is not shared");
+        let Cut::Stored { ends } = &mut self.cut else {
+            unreachable!("rows are pushed only into a copied text")
+        };
         let start = text.len();
         self.starts.push(start);
         for cell in cells {
             text.push_str(cell);
-            self.ends.push((text.len() - start) as u32);
+            ends.push((text.len() - start) as u32);
             text.push('\u{1f}');
         }
-        debug_assert_eq!(self.ends.len(), self.starts.len() * self.width);
+        debug_assert_eq!(ends.len(), self.starts.len() * self.width);
         self.lines.push(line);
     }
 
@@ -74,21 +105,37 @@ impl Rows {
         &self.lines
     }
 
-    /// Cell `column` of row `row`.
-    pub fn cell(&self, row: usize, column: usize) -> &str {
-        let index = row * self.width + column;
-        let row_start = self.starts[row];
-        let start = if column == 0 {
-            row_start
-        } else {
-            row_start + self.ends[index - 1] as usize + 1
-        };
-        &self.text[start..row_start + self.ends[index] as usize]
+    /// The cells of row `row`; `scratch` holds where they end when they are
+    /// cut as the row is read, so that one buffer serves every row.
+    pub fn row<'t, 'e>(&'t self, row: usize, scratch: &'e mut Vec<u32>) -> RowCells<'t, 'e>
+    where
+        't: 'e,
+    {
+        let start = self.starts[row];
+        match &self.cut {
+            Cut::Stored { ends } => {
+                let ends = &ends[row * self.width..(row + 1) * self.width];
+                let end = start + ends.last().map_or(0, |&end| end as usize);
+                RowCells {
+                    row: &self.text[start..end],
+                    ends,
+                }
+            }
+            Cut::AtSeparators { separator, lengths } => {
+                let row = &self.text[start..start + lengths[row] as usize];
+                cut_at_separators(row.as_bytes(), *separator, scratch);
+                debug_assert_eq!(scratch.len(), self.width);
+                RowCells { row, ends: scratch }
+            }
+        }
     }
 
     /// The cells of row `row`, in the file's order.
     pub fn cells(&self, row: usize) -> impl Iterator<Item = &str> {
-        (0..self.width).map(move |column| self.cell(row, column))
+        let mut scratch = Vec::new();
+        let cells = self.row(row, &mut scratch);
+        let cells: Vec<&str> = (0..self.width).map(|c| cells.cell(c)).collect();
+        cells.into_iter()
     }
 }
 
@@ -161,57 +208,32 @@ pub(super) fn plain_rows(
 ) -> (Rows, Vec<Problem>) {
     let width = header.len();
     let piece = &text.as_bytes()[range.clone()];
-    let mut rows = Rows {
-        width,
-        text: Arc::clone(text),
-        starts: Vec::new(),
-        ends: Vec::new(),
-        lines: Vec::new(),
-    };
     // Room for about as many rows as lines the length of the first would
-    // make: the arrays then grow once or never instead of doubling from
-    // nothing, a copy of every cell end each time.
+    // make: the arrays then grow once or never instead of doubling.
     let first_line = memchr::memchr(b'\n', piece).map_or(piece.len(), |i| i + 1);
     let lines_like_first = piece.len() / first_line.max(1);
     let expected_rows = lines_like_first + lines_like_first / 8 + 1;
-    rows.starts.reserve(expected_rows);
-    rows.lines.reserve(expected_rows);
-    rows.ends.reserve(expected_rows * width);
+    let mut starts = Vec::with_capacity(expected_rows);
+    let mut lengths = Vec::with_capacity(expected_rows);
+    let mut lines = Vec::with_capacity(expected_rows);
     let mut problems = Vec::new();
     let mut line = lines_before;
+    let line_ends = memchr::memchr_iter(b'\n', piece).chain(
+        // A last line with no line end.
+        (!piece.ends_with(b"\n") && !piece.is_empty()).then_some(piece.len()),
+    );
     let mut row_start = 0;
-    let mut first_end = 0;
-    // One pass over the piece finds every separator and line end.
-    let mut hits = memchr::memchr2_iter(separator, b'\n', piece);
-    loop {
-        let hit = hits.next();
-        let end = match hit {
-            Some(at) if piece[at] == separator => {
-                // Cell ends are kept from the row's start in 32 bits. A row
-                // that passes both checks below is shorter than that unless
-                // the header has more than 65535 columns, and then every
-                // column is unknown to the dictionary and the file is
-                // refused whole.
-                rows.ends.push((at - row_start) as u32);
-                continue;
-            }
-            Some(at) => at,
-            None if row_start >= piece.len() => break,
-            None => piece.len(),
-        };
-        let record_len = end - row_start;
+    for end in line_ends {
+        let record = &piece[row_start..end];
         let absolute_start = range.start + row_start;
         row_start = end + 1;
         line += 1;
-        let as_text = &text[absolute_start..absolute_start + record_len];
-        let separators = rows.ends.len() - first_end;
+        // Only counted: a row's cells are found again when it is read.
+        let separators = count_separators(record, separator);
+        let as_text = &text[absolute_start..absolute_start + record.len()];
         if separators == 0 && as_text.trim().is_empty() {
-            if hit.is_none() {
-                break;
-            }
             continue;
         }
-        rows.ends.push(record_len as u32);
         let fields = separators + 1;
         let problem = if fields != width {
             Some(Problem::file_level(
@@ -227,21 +249,79 @@ pub(super) fn plain_rows(
             long_cell(path, line, as_text, separator, header)
         };
         match problem {
-            Some(problem) => {
-                rows.ends.truncate(first_end);
-                problems.push(problem);
-            }
+            Some(problem) => problems.push(problem),
             None => {
-                rows.starts.push(absolute_start);
-                rows.lines.push(line);
-                first_end = rows.ends.len();
+                // A row that passes both checks fits in 32 bits unless the
+                // header has more than 65535 columns, and then every column
+                // is unknown to the dictionary and the file is refused whole.
+                starts.push(absolute_start);
+                lengths.push(record.len() as u32);
+                lines.push(line);
             }
-        }
-        if hit.is_none() {
-            break;
         }
     }
+    let rows = Rows {
+        width,
+        text: Arc::clone(text),
+        starts,
+        cut: Cut::AtSeparators { separator, lengths },
+        lines,
+    };
     (rows, problems)
+}
+
+/// Where `separator` is in `bytes`, eight bytes at a time: `each` gets the
+/// offset of every word and a mask with the top bit set in each of its
+/// bytes that is the separator. Rows are a hundred bytes or so, with a
+/// separator every few: too short for a search that stops at each
+/// separator to pay its way.
+#[inline]
+fn separator_masks(bytes: &[u8], separator: u8, mut each: impl FnMut(u32, u64)) {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const LOW_BITS: u64 = u64::from_le_bytes([0x7f; 8]);
+    let pattern = ONES * u64::from(separator);
+    let mask = |word: u64| {
+        let zero_where_separator = word ^ pattern;
+        // The top bit of each zero byte, exactly: no carry crosses a byte.
+        !(((zero_where_separator & LOW_BITS) + LOW_BITS) | zero_where_separator | LOW_BITS)
+    };
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        each(
+            offset,
+            mask(u64::from_le_bytes(word.try_into().expect("eight bytes"))),
+        );
+        offset += 8;
+    }
+    if !words.remainder().is_empty() {
+        // Padded with bytes that differ from the separator.
+        let mut last = [!separator; 8];
+        last[..words.remainder().len()].copy_from_slice(words.remainder());
+        each(offset, mask(u64::from_le_bytes(last)));
+    }
+}
+
+/// How many times `separator` is in `bytes`.
+fn count_separators(bytes: &[u8], separator: u8) -> usize {
+    let mut count = 0;
+    separator_masks(bytes, separator, |_, found| {
+        count += found.count_ones() as usize
+    });
+    count
+}
+
+/// Where each cell of `row` ends: at each `separator`, and the last at the
+/// row's end. `ends` is left with exactly those.
+fn cut_at_separators(row: &[u8], separator: u8, ends: &mut Vec<u32>) {
+    ends.clear();
+    separator_masks(row, separator, |offset, mut found| {
+        while found != 0 {
+            ends.push(offset + found.trailing_zeros() / 8);
+            found &= found - 1;
+        }
+    });
+    ends.push(row.len() as u32);
 }
 
 /// The problem of a row with a cell longer than [`MAX_FIELD_CHARS`].
@@ -377,6 +457,32 @@ mod tests {
                     .collect(),
             )
         })
+    }
+
+    #[test]
+    fn separators_are_found_in_every_byte_of_a_word() {
+        let rows = [
+            "",
+            ";",
+            "a;b",
+            ";;;;;;;;;;;;;;;;;",
+            "12345678;2345678;345678;",
+            "è;€;\u{1f};ÿ;;x",
+            "a long row of some thirty bytes; with a few; separators;",
+        ];
+        for row in rows {
+            let expected: Vec<u32> = row
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b';')
+                .map(|(at, _)| at as u32)
+                .chain([row.len() as u32])
+                .collect();
+            let mut ends = vec![99; 3];
+            cut_at_separators(row.as_bytes(), b';', &mut ends);
+            assert_eq!(ends, expected, "{row:?}");
+            assert_eq!(count_separators(row.as_bytes(), b';'), expected.len() - 1);
+        }
     }
 
     #[test]

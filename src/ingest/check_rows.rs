@@ -56,9 +56,11 @@ pub(super) fn check_records(
                     let mut rows = RowBuilder::new(spec, range.len());
                     let mut rejected = Vec::new();
                     let mut values = Vec::with_capacity(spec.columns.len());
+                    let mut cell_ends = Vec::new();
                     for row in range.clone() {
                         let line = piece.line(row);
-                        let cell = |c: usize| piece.cell(row, c);
+                        let cells = piece.row(row, &mut cell_ends);
+                        let cell = |c: usize| cells.cell(c);
                         let checked = check_row(
                             spec,
                             derived,

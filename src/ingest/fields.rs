@@ -195,7 +195,7 @@ impl CellReader<'_> {
         raw: &'v str,
     ) -> Result<Value<'v>, CellProblem> {
         let column = rules.spec;
-        let text = raw.trim();
+        let text = trimmed(raw);
         let shown = || {
             if column.pseudonymous {
                 mask(text)
@@ -248,16 +248,18 @@ impl CellReader<'_> {
                 Value::Text(text)
             }
             ColumnType::Int32 | ColumnType::Int64 => {
-                let number = parse_number(text, self.style)
-                    .filter(|n| n.fract() == 0.0)
-                    .ok_or_else(|| problem(Rule::Type, "not a whole number".into()))?;
-                check_range(column, number).map_err(|m| problem(Rule::Range, m))?;
-                if column.column_type == ColumnType::Int32
-                    && !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&number)
-                {
+                let number = match plain_integer(text) {
+                    Some(number) => number,
+                    None => parse_number(text, self.style)
+                        .filter(|n| n.fract() == 0.0)
+                        .ok_or_else(|| problem(Rule::Type, "not a whole number".into()))?
+                        as i64,
+                };
+                check_range(column, number as f64).map_err(|m| problem(Rule::Range, m))?;
+                if column.column_type == ColumnType::Int32 && i32::try_from(number).is_err() {
                     return Err(problem(Rule::Range, "too large".into()));
                 }
-                Value::Int(number as i64)
+                Value::Int(number)
             }
             ColumnType::Float64 => {
                 let number = parse_number(text, self.style)
@@ -309,6 +311,26 @@ impl CellReader<'_> {
         }
         Ok(value)
     }
+}
+
+/// `raw` without the blanks around it. Most cells have none, and saying so
+/// from their first and last bytes costs less than decoding characters.
+fn trimmed(raw: &str) -> &str {
+    let plain_edge = |b: &u8| b.is_ascii() && !b.is_ascii_whitespace();
+    let bytes = raw.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if plain_edge(first) && plain_edge(last) => raw,
+        _ => raw.trim(),
+    }
+}
+
+/// A whole number written as digits alone, with an optional minus: how
+/// nearly every count and year comes. Up to 18 digits, which cannot
+/// overflow; anything else is left to [`parse_number`].
+fn plain_integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let plain = (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    plain.then(|| text.parse().ok()).flatten()
 }
 
 fn check_range(column: &ColumnSpec, number: f64) -> Result<(), String> {
@@ -421,7 +443,9 @@ fn iso_date(date: &str) -> Option<NaiveDate> {
 }
 
 pub fn days_since_epoch(date: NaiveDate) -> i32 {
-    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch")).num_days() as i32
+    // Days from the first of January of year 1 to the first of January 1970.
+    const EPOCH_FROM_CE: i32 = 719_163;
+    date.num_days_from_ce() - EPOCH_FROM_CE
 }
 
 #[cfg(test)]
@@ -462,6 +486,21 @@ mod tests {
             NaiveDate::from_ymd_opt(2024, 3, 5)
         );
         assert_eq!(parse_date("31/02/2024"), None);
+        assert_eq!(trimmed(" 12\u{a0}"), "12");
+        assert_eq!(trimmed("\u{2003}x"), "x");
+        assert_eq!(trimmed("città"), "città");
+        assert_eq!(plain_integer("-0042"), Some(-42));
+        assert_eq!(
+            plain_integer("123456789012345678"),
+            Some(123456789012345678)
+        );
+        for left_to_parse_number in ["1234567890123456789", "1.0", "+5", "-", "", "1e3"] {
+            assert_eq!(plain_integer(left_to_parse_number), None);
+        }
+        assert_eq!(
+            days_since_epoch(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()),
+            1
+        );
         assert_eq!(parse_bool("Sì"), Some(true));
         assert_eq!(parse_bool("no"), Some(false));
         assert_eq!(header_key("Città di Lavoro"), "cittadilavoro");

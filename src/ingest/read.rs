@@ -400,10 +400,9 @@ mod tests {
         assert_eq!(raw.header, ["id", "label", "group"]);
         assert!(raw.rows.len() > 1, "read in pieces");
         assert_eq!(raw.rows.iter().map(Rows::len).sum::<usize>(), rows - 1);
-        let read = raw
-            .rows
-            .iter()
-            .flat_map(|piece| (0..piece.len()).map(move |r| (piece.cell(r, 0), piece.line(r))));
+        let read = raw.rows.iter().flat_map(|piece| {
+            (0..piece.len()).map(move |r| (piece.cells(r).next().unwrap(), piece.line(r)))
+        });
         for (n, (id, line)) in read.enumerate() {
             let i: u64 = id.parse().unwrap();
             assert_eq!(i, if n < bad_row { n as u64 } else { n as u64 + 1 });
