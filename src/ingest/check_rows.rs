@@ -111,8 +111,8 @@ fn check_row<'r>(
             continue;
         }
         let text = column_of[c].map_or("", &cell);
-        match reader.read(&reader.columns[c], text) {
-            Ok(value) => values.push(value),
+        match reader.read(&reader.columns[c], text, values) {
+            Ok(()) => {}
             Err(p) => {
                 values.push(Value::Null);
                 problems.push(Problem {

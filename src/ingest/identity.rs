@@ -68,7 +68,8 @@ impl Pseudonymizer {
     }
 }
 
-const PSEUDONYM_LEN: usize = PSEUDONYM_PREFIX.len() + PSEUDONYM_HEX;
+/// How many characters a pseudonym has.
+pub(super) const PSEUDONYM_LEN: usize = PSEUDONYM_PREFIX.len() + PSEUDONYM_HEX;
 
 /// A pseudonym's characters, held in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -217,7 +217,7 @@ fn read_csv(
     let (text, encoding_name, original) = decode(path, bytes, encoding)?;
     // Line ends become `\n` before parsing: the reader counts lines by `\n`
     // and would place a record after a CRLF on the line before.
-    let (text, original) = if text.contains('\r') {
+    let (text, original) = if memchr::memchr(b'\r', text.as_bytes()).is_some() {
         let normalised = text.replace("\r\n", "\n");
         (normalised, original.or(Some(text.into_bytes())))
     } else {

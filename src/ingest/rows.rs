@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 
 use super::fields::Value;
 use super::IngestError;
-use crate::catalog::{ColumnType, DatasetSpec, YEAR_COLUMN};
+use crate::catalog::{ColumnSpec, ColumnType, DatasetSpec, YEAR_COLUMN};
 
 /// Columns added to the incoming rows while they are checked.
 pub(super) const FILE_COLUMN: &str = "__file";
@@ -56,9 +56,10 @@ impl RowGroup {
             .columns
             .iter()
             .map(|c| match c.column_type {
-                ColumnType::Utf8 => {
-                    ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 8))
-                }
+                ColumnType::Utf8 => ColumnBuilder::Text(StringBuilder::with_capacity(
+                    capacity,
+                    capacity * text_bytes_per_row(c),
+                )),
                 ColumnType::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(capacity)),
                 ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(capacity)),
                 ColumnType::Float64 => {
@@ -74,6 +75,20 @@ impl RowGroup {
             files: Vec::with_capacity(capacity),
             lines: Vec::with_capacity(capacity),
         }
+    }
+}
+
+/// Room for the text of a column, per row: a pseudonym's length, the
+/// longest code, or enough for most free text. Room not filled costs no
+/// memory until it is written, while a buffer that runs out is copied
+/// whole into one twice its size.
+fn text_bytes_per_row(column: &ColumnSpec) -> usize {
+    if column.pseudonymous {
+        return super::identity::PSEUDONYM_LEN;
+    }
+    match &column.codes {
+        Some(codes) => codes.iter().map(String::len).max().unwrap_or(0),
+        None => 32,
     }
 }
 
