@@ -164,9 +164,8 @@ pub(super) fn in_parallel<T: Send>(
     if threads == 1 || body.len() < PARALLEL_PARSE_BYTES {
         return vec![parse(0..body.len(), lines_before)];
     }
-    let mut pieces = Vec::with_capacity(threads);
+    let mut ranges = Vec::with_capacity(threads);
     let mut start = 0;
-    let mut lines = lines_before;
     for k in 1..=threads {
         let end = if k == threads {
             body.len()
@@ -175,12 +174,26 @@ pub(super) fn in_parallel<T: Send>(
             memchr::memchr(b'\n', &body.as_bytes()[target..]).map_or(body.len(), |i| target + i + 1)
         };
         if end > start {
-            pieces.push((start..end, lines));
-            lines += memchr::memchr_iter(b'\n', &body.as_bytes()[start..end]).count() as u64;
+            ranges.push(start..end);
             start = end;
         }
     }
     std::thread::scope(|scope| {
+        // Each piece's lines are counted on a core of its own, then each
+        // piece is parsed knowing how many lines come before it.
+        let counters: Vec<_> = ranges
+            .iter()
+            .map(|range| {
+                let piece = &body.as_bytes()[range.clone()];
+                scope.spawn(move || memchr::memchr_iter(b'\n', piece).count() as u64)
+            })
+            .collect();
+        let mut lines = lines_before;
+        let mut pieces = Vec::with_capacity(ranges.len());
+        for (range, counter) in ranges.into_iter().zip(counters) {
+            pieces.push((range, lines));
+            lines += counter.join().expect("a line-counting thread panicked");
+        }
         let parse = &parse;
         let workers: Vec<_> = pieces
             .into_iter()
