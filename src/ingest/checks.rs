@@ -210,6 +210,9 @@ pub(super) async fn warehouse_checks(
                 }
             }
         };
+    // Each check: its query, the column reported, the rule and the message.
+    type Check = (String, String, Rule, Box<dyn Fn(&str) -> String>);
+    let mut checks: Vec<Check> = Vec::new();
     for column in &spec.columns {
         let Some(reference) = &column.references else {
             continue;
@@ -230,7 +233,6 @@ pub(super) async fn warehouse_checks(
                 quoted(key)
             ));
         }
-        let batches = ctx.sql(&sql).await?.collect().await?;
         let (rule, message): (Rule, Box<dyn Fn(&str) -> String>) = if table == "territories" {
             (
                 Rule::UnknownMunicipality,
@@ -243,7 +245,7 @@ pub(super) async fn warehouse_checks(
                 Box::new(move |_: &str| format!("not found in {reference}")),
             )
         };
-        collect(batches, &column.name, rule, &*message);
+        checks.push((sql, column.name.clone(), rule, message));
     }
     if !spec.primary_key.is_empty() {
         let join: Vec<String> = spec
@@ -270,14 +272,24 @@ pub(super) async fn warehouse_checks(
              WHERE EXISTS (SELECT 1 FROM {} t WHERE {condition})",
             quoted(&spec.name)
         );
-        let batches = ctx.sql(&sql).await?.collect().await?;
         let name = spec.name.clone();
-        collect(
-            batches,
-            &spec.primary_key.join(", "),
+        checks.push((
+            sql,
+            spec.primary_key.join(", "),
             Rule::DuplicateKey,
-            &|_| format!("the key is already in {name}"),
-        );
+            Box::new(move |_: &str| format!("the key is already in {name}")),
+        ));
+    }
+    // The queries run side by side: each leaves cores idle while it plans
+    // and builds its join, which the others fill.
+    let found = futures::future::try_join_all(
+        checks
+            .iter()
+            .map(|(sql, ..)| async move { ctx.sql(sql).await?.collect().await }),
+    )
+    .await?;
+    for (batches, (_, column, rule, message)) in found.into_iter().zip(&checks) {
+        collect(batches, column, *rule, &**message);
     }
     Ok(problems)
 }
