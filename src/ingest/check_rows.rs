@@ -34,62 +34,86 @@ pub(super) fn check_records(
     progress: &ProgressBar,
 ) -> Vec<Result<CheckedChunk, IngestError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // A file read in one piece (small, or quoted) is still checked on
-    // every core, in ranges of its rows.
-    let per_piece = threads.div_ceil(pieces.len().max(1));
-    let chunks = pieces.iter().flat_map(|piece| {
-        let size = piece.len().div_ceil(per_piece).max(1);
-        (0..piece.len())
-            .step_by(size)
-            .map(move |start| (piece, start..(start + size).min(piece.len())))
-    });
+    // Several chunks per core, taken in turn by whichever core is free: with
+    // one chunk each, a core that ran slower (its memory came slower, or
+    // another thread shared it) kept the others waiting at the end. A file
+    // read in one piece (small, or quoted) is cut into chunks the same way.
+    let per_piece = (threads * CHUNKS_PER_CORE).div_ceil(pieces.len().max(1));
+    let chunks: Vec<_> = pieces
+        .iter()
+        .flat_map(|piece| {
+            let size = piece.len().div_ceil(per_piece).max(1);
+            (0..piece.len())
+                .step_by(size)
+                .map(move |start| (piece, start..(start + size).min(piece.len())))
+        })
+        .collect();
+    let next_chunk = std::sync::atomic::AtomicUsize::new(0);
     let derived = &Derived::of(spec);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = chunks
-            .map(|(piece, range)| {
-                scope.spawn(move || {
-                    let columns = reader.columns.to_vec();
-                    let reader = &CellReader {
-                        columns: &columns,
-                        ..*reader
-                    };
-                    let mut rows = RowBuilder::new(spec, range.len());
-                    let mut rejected = Vec::new();
-                    let mut values = Vec::with_capacity(spec.columns.len());
-                    let mut cell_ends = Vec::new();
-                    for row in range.clone() {
-                        let line = piece.line(row);
-                        let cells = piece.row(row, &mut cell_ends);
-                        let cell = |c: usize| cells.cell(c);
-                        let checked = check_row(
-                            spec,
-                            derived,
-                            reader,
-                            column_of,
-                            file,
-                            line,
-                            cell,
-                            &mut values,
-                        );
-                        match checked {
-                            Ok(()) => rows.push(file_index as u32, line, &mut values),
-                            Err(found) => {
-                                values.clear();
-                                rejected.push((line, found));
-                            }
+    let check_chunk = |piece: &Rows, range: std::ops::Range<usize>| {
+        let columns = reader.columns.to_vec();
+        let reader = &CellReader {
+            columns: &columns,
+            ..*reader
+        };
+        let mut rows = RowBuilder::new(spec, range.len());
+        let mut rejected = Vec::new();
+        let mut values = Vec::with_capacity(spec.columns.len());
+        let mut cell_ends = Vec::new();
+        for row in range.clone() {
+            let line = piece.line(row);
+            let cells = piece.row(row, &mut cell_ends);
+            let cell = |c: usize| cells.cell(c);
+            let checked = check_row(
+                spec,
+                derived,
+                reader,
+                column_of,
+                file,
+                line,
+                cell,
+                &mut values,
+            );
+            match checked {
+                Ok(()) => rows.push(file_index as u32, line, &mut values),
+                Err(found) => {
+                    values.clear();
+                    rejected.push((line, found));
+                }
+            }
+        }
+        progress.inc(range.len() as u64);
+        Ok((rows.finish()?, rejected))
+    };
+    let mut checked: Vec<(usize, Result<CheckedChunk, IngestError>)> =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads.min(chunks.len()))
+                .map(|_| {
+                    let (chunks, next_chunk, check_chunk) = (&chunks, &next_chunk, &check_chunk);
+                    scope.spawn(move || {
+                        let mut done = Vec::new();
+                        loop {
+                            let index =
+                                next_chunk.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((piece, range)) = chunks.get(index) else {
+                                return done;
+                            };
+                            done.push((index, check_chunk(piece, range.clone())));
                         }
-                    }
-                    progress.inc(range.len() as u64);
-                    Ok((rows.finish()?, rejected))
+                    })
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a row-checking thread panicked"))
-            .collect()
-    })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a row-checking thread panicked"))
+                .collect()
+        });
+    checked.sort_by_key(|(index, _)| *index);
+    checked.into_iter().map(|(_, chunk)| chunk).collect()
 }
+
+/// How many chunks of rows each core checks, about.
+const CHUNKS_PER_CORE: usize = 4;
 
 /// Reads the values of the row on `line`, whose file column `i` is
 /// `cell(i)`, into `values` (empty on entry), or gives its problems.
