@@ -109,6 +109,9 @@ parquet_rows=$(python3 -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FRO
 rm -f "$parquet"
 
 # --- Measurement ---------------------------------------------------------------
+# The export was just written: its pages are flushed now, so that the kernel
+# does not write them back during the first command's runs only.
+sync
 # One hyperfine invocation, the same conditions for both; before every run
 # (warm-up included) a fresh copy of the base warehouse, or no Parquet file.
 q() { printf '%q' "$1"; }
