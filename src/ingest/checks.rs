@@ -307,11 +307,11 @@ pub(super) async fn refuse_repeats(
                 .metadata
                 .get("files")
                 .and_then(|f| f.as_array())
-                .is_some_and(|files| files.iter().any(|f| f["sha256"] == raw.sha256.as_str()));
+                .is_some_and(|files| files.iter().any(|f| f["sha256"] == raw.sha256()));
             if seen {
                 return Err(IngestError::AlreadyIngested {
                     file: report::file_name(&raw.path),
-                    sha256: raw.sha256.clone(),
+                    sha256: raw.sha256().to_string(),
                     dataset: dataset.to_string(),
                     version: commit.version,
                 });

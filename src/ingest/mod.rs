@@ -142,9 +142,6 @@ pub async fn ingest(
     for path in files {
         raws.push(read::read_file(path, options.encoding)?);
     }
-    if !options.force {
-        refuse_repeats(warehouse, &spec.name, &raws).await?;
-    }
     tracing::debug!(elapsed = ?started.elapsed(), "ingest: files read");
     let total: usize = raws.iter().map(read::RawFile::row_count).sum();
     progress.set_length(total as u64);
@@ -225,6 +222,10 @@ pub async fn ingest(
         parts
     };
     tracing::debug!(elapsed = ?started.elapsed(), "ingest: rows checked");
+    // Only now: the files' digests were computed beside the checks.
+    if !options.force {
+        refuse_repeats(warehouse, &spec.name, &raws).await?;
+    }
 
     // Checks across rows: keys within the files, on their own threads,
     // while the warehouse is asked about references and keys it has.
@@ -342,7 +343,7 @@ pub async fn ingest(
 fn summary(raw: &read::RawFile, file: &str) -> FileSummary {
     FileSummary {
         file: file.to_string(),
-        sha256: raw.sha256.clone(),
+        sha256: raw.sha256().to_string(),
         bytes: raw.bytes,
         format: raw.format.clone(),
         rows: raw.row_count() + raw.problems.len(),

@@ -31,7 +31,10 @@ pub enum Encoding {
 #[derive(Debug)]
 pub struct RawFile {
     pub path: PathBuf,
-    pub sha256: String,
+    /// The digest of the file as sent, once [`RawFile::sha256`] has it.
+    sha256: std::sync::OnceLock<String>,
+    /// The thread computing it, until then.
+    digesting: std::sync::Mutex<Option<std::thread::JoinHandle<String>>>,
     pub bytes: u64,
     /// How it was read, e.g. "CSV, `;`, Windows-1252".
     pub format: String,
@@ -44,6 +47,18 @@ pub struct RawFile {
 }
 
 impl RawFile {
+    /// The SHA-256 of the file as sent, in hex. It is computed beside the
+    /// parse and the checks, which do not need it, and waited for here.
+    pub fn sha256(&self) -> &str {
+        self.sha256.get_or_init(|| {
+            let digesting = self.digesting.lock().expect("no digest panics").take();
+            digesting
+                .expect("a file read has its digest or the thread computing it")
+                .join()
+                .expect("the digest thread panicked")
+        })
+    }
+
     /// How many readable rows the file has.
     pub fn row_count(&self) -> usize {
         self.rows.iter().map(Rows::len).sum()
@@ -64,7 +79,7 @@ pub fn read_file(path: &Path, encoding: Option<Encoding>) -> Result<RawFile, Ing
     let mut file = match extension.as_deref() {
         Some("xlsx") | Some("xlsm") | Some("xls") | Some("ods") => {
             let mut file = read_sheet(path)?;
-            file.sha256 = hex::encode(Sha256::digest(&bytes));
+            file.sha256 = hex::encode(Sha256::digest(&bytes)).into();
             file
         }
         _ => read_csv(path, bytes, encoding)?,
@@ -267,36 +282,35 @@ fn read_csv(
     // separators as it is: every line end ends a record and every
     // separator ends a cell. Otherwise the CSV reader copies the cells out.
     let plain = neither || memchr::memchr2(b'"', b'\r', body.as_bytes()).is_none();
-    let (sha256, parts) = std::thread::scope(|scope| {
-        // The digest is computed beside the parse, which does not need it.
-        let digest = scope.spawn(|| {
+    let digesting = {
+        let text = Arc::clone(&text);
+        std::thread::spawn(move || {
             hex::encode(Sha256::digest(
                 original.as_deref().unwrap_or(text.as_bytes()),
             ))
-        });
-        let parts = if plain {
-            in_parallel(body, lines_before_body, |range, lines_before| {
-                let range = body_start + range.start..body_start + range.end;
-                Ok(plain_rows(
-                    path,
-                    &text,
-                    range,
-                    lines_before,
-                    &header,
-                    separator,
-                ))
-            })
-        } else {
-            vec![records_of(
+        })
+    };
+    let parts = if plain {
+        in_parallel(body, lines_before_body, |range, lines_before| {
+            let range = body_start + range.start..body_start + range.end;
+            Ok(plain_rows(
                 path,
-                body,
-                lines_before_body,
+                &text,
+                range,
+                lines_before,
                 &header,
                 separator,
-            )]
-        };
-        (digest.join().expect("the digest thread panicked"), parts)
-    });
+            ))
+        })
+    } else {
+        vec![records_of(
+            path,
+            body,
+            lines_before_body,
+            &header,
+            separator,
+        )]
+    };
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     for part in parts {
@@ -306,7 +320,8 @@ fn read_csv(
     }
     Ok(RawFile {
         path: path.to_path_buf(),
-        sha256,
+        sha256: Default::default(),
+        digesting: Some(digesting).into(),
         bytes: 0,
         format: format!(
             "CSV, separator {}, {encoding_name}",
@@ -370,7 +385,8 @@ fn read_sheet(path: &Path) -> Result<RawFile, IngestError> {
     }
     Ok(RawFile {
         path: path.to_path_buf(),
-        sha256: String::new(),
+        sha256: Default::default(),
+        digesting: None.into(),
         bytes: 0,
         format: format!("spreadsheet, sheet `{sheet}`"),
         header,
@@ -413,7 +429,7 @@ mod tests {
         }
         assert_eq!(raw.problems.len(), 1);
         assert_eq!(raw.problems[0].line, bad_row as u64 + 2);
-        assert_eq!(raw.sha256, hex::encode(Sha256::digest(text.as_bytes())));
+        assert_eq!(raw.sha256(), hex::encode(Sha256::digest(text.as_bytes())));
     }
 
     #[test]
