@@ -497,20 +497,26 @@ impl Warehouse {
         for name in as_of.keys() {
             self.dictionary.require(name)?;
         }
+        // The tables are opened side by side: each reads its log, and one
+        // after another they took most of a session's opening.
+        let opened = futures::future::try_join_all(self.dictionary.datasets().iter().map(
+            |spec| async move {
+                let table = self.table_as_of(&spec.name, as_of).await?;
+                let version = table.as_ref().and_then(DeltaTable::version);
+                let provider = match form {
+                    TableForm::Delta => delta_provider(ctx, spec, table).await?,
+                    TableForm::SnapshotFiles => {
+                        let table_url = self.table_url(&spec.name)?;
+                        files_provider(spec, table, &table_url)?
+                    }
+                };
+                Ok::<_, CatalogError>((spec, version, provider))
+            },
+        ))
+        .await?;
         let mut versions = TableVersions::new();
-        for spec in self.dictionary.datasets() {
-            let table = self.table_as_of(&spec.name, as_of).await?;
-            versions.insert(
-                spec.name.clone(),
-                table.as_ref().and_then(DeltaTable::version),
-            );
-            let provider = match form {
-                TableForm::Delta => delta_provider(ctx, spec, table).await?,
-                TableForm::SnapshotFiles => {
-                    let table_url = self.table_url(&spec.name)?;
-                    files_provider(spec, table, &table_url)?
-                }
-            };
+        for (spec, version, provider) in opened {
+            versions.insert(spec.name.clone(), version);
             ctx.register_table(spec.name.as_str(), provider)
                 .map_err(|source| CatalogError::Register {
                     dataset: spec.name.clone(),
