@@ -11,7 +11,8 @@
 # Environment:
 #   OSSERVATORIO_BIN   binary to measure; skips `cargo build --release --locked --features cluster`
 #   ROWS               rows of the generated export (default 1000000)
-#   RUNS, WARMUP       hyperfine's --runs and --warmup (default 5 and 1)
+#   RUNS, WARMUP       timed and warm-up rounds, each running both commands
+#                      once, in turn (default 5 and 1)
 #   SEED               seed of benches/make_ingest_csv.py (default 1)
 # Needs python3 and hyperfine; hyperfine is installed with apt-get when missing
 # (as root, or through sudo), and the Python duckdb package with pip.
@@ -112,27 +113,39 @@ rm -f "$parquet"
 # The export was just written: its pages are flushed now, so that the kernel
 # does not write them back during the first command's runs only.
 sync
-# One hyperfine invocation, the same conditions for both; before every run
-# (warm-up included) a fresh copy of the base warehouse, or no Parquet file.
+# Interleaved: each round times each command once, in turn, the order
+# swapped every other round, so that both meet the machine in the same
+# state (its speed drifts by several percent over a minute). Before every
+# run a fresh copy of the base warehouse, or no Parquet file. WARMUP rounds
+# come first and are not counted.
 q() { printf '%q' "$1"; }
 ingest_name="osservatorio ingest workers"
 duckdb_name="duckdb COPY read_csv → parquet"
-hyperfine --runs "$runs" --warmup "$warmup" --time-unit second \
-  --export-json "$work/hyperfine.json" \
-  --prepare "rm -rf $(q "$wh") && cp -r $(q "$base") $(q "$wh")" \
-  -n "$ingest_name" "$(q "$bin") ingest workers $(q "$csv") --data-dir $(q "$wh")" \
-  --prepare "rm -f $(q "$parquet")" \
-  -n "$duckdb_name" "python3 $(q "$work/duckdb_copy.py")"
+ingest_args=(--prepare "rm -rf $(q "$wh") && cp -r $(q "$base") $(q "$wh")"
+  -n "$ingest_name" "$(q "$bin") ingest workers $(q "$csv") --data-dir $(q "$wh")")
+duckdb_args=(--prepare "rm -f $(q "$parquet")"
+  -n "$duckdb_name" "python3 $(q "$work/duckdb_copy.py")")
+for ((round = 1 - warmup; round <= runs; round++)); do
+  if ((round % 2 == 0)); then
+    order=("${ingest_args[@]}" "${duckdb_args[@]}")
+  else
+    order=("${duckdb_args[@]}" "${ingest_args[@]}")
+  fi
+  kept=$work/discarded.json
+  if ((round > 0)); then kept=$work/round-$round.json; fi
+  hyperfine --runs 1 --time-unit second --export-json "$kept" "${order[@]}" >/dev/null
+done
 # The last timed ingest committed every row too.
 after=$(count_workers "$wh")
 [ "$after" -eq $((base_workers + rows)) ] || { echo "benches/ingest.sh: the timed ingest left $after workers, expected $base_workers + $rows" >&2; exit 1; }
 
-# median mean stddev min max of a command, in seconds.
+# median mean stddev min max of a command over the counted rounds, in seconds.
 stats() {
-  python3 - "$work/hyperfine.json" "$1" <<'EOF'
-import json, sys
-result = next(r for r in json.load(open(sys.argv[1]))["results"] if r["command"] == sys.argv[2])
-print(" ".join(f"{result[k] or 0:.3f}" for k in ("median", "mean", "stddev", "min", "max")))
+  python3 - "$1" "$work"/round-*.json <<'EOF'
+import json, statistics, sys
+times = [r["times"][0] for path in sys.argv[2:] for r in json.load(open(path))["results"] if r["command"] == sys.argv[1]]
+spread = statistics.stdev(times) if len(times) > 1 else 0.0
+print(" ".join(f"{v:.3f}" for v in (statistics.median(times), statistics.mean(times), spread, min(times), max(times))))
 EOF
 }
 read -r app_median app_mean app_sd app_min app_max <<<"$(stats "$ingest_name")"
@@ -161,7 +174,8 @@ duckdb_version=$(python3 -c 'import duckdb; print(duckdb.__version__)')
   echo "row valid. osservatorio validates every rule, pseudonymises the codice fiscale,"
   echo "checks municipalities and keys against a fresh copy of the province demo"
   echo "warehouse ($base_workers workers) and commits to Delta; DuckDB only parses the CSV"
-  echo "and writes Parquet. hyperfine --runs $runs --warmup $warmup, both commands in one invocation."
+  echo "and writes Parquet. $runs rounds after $warmup of warm-up, each timing both commands once in turn"
+  echo "(hyperfine --runs 1), the order swapped every other round."
   echo
   echo "| command | median [s] | mean [s] | min [s] | max [s] | rows/s (median) |"
   echo "|:---|---:|---:|---:|---:|---:|"
