@@ -73,6 +73,46 @@ async fn each_write_is_a_new_version_and_old_versions_stay_readable() {
 }
 
 #[tokio::test]
+async fn a_session_opened_for_some_tables_has_those_and_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = Warehouse::create(dir.path(), dictionary()).await.unwrap();
+    warehouse
+        .write(
+            "desks",
+            vec![desks(&["D00001", "D00002"])],
+            WriteMode::Replace,
+        )
+        .await
+        .unwrap();
+    let engine =
+        QueryEngine::open_only(&warehouse, QueryLimits::default(), &["desks", "contracts"])
+            .await
+            .unwrap();
+    let desks_rows = engine.run("SELECT count(*) FROM desks").await.unwrap();
+    let counted = desks_rows.batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(counted, 2);
+    assert!(
+        engine.run("SELECT count(*) FROM contracts").await.is_ok(),
+        "registered though never written"
+    );
+    let unknown = engine
+        .run("SELECT count(*) FROM workers")
+        .await
+        .unwrap_err();
+    assert!(unknown.to_string().contains("workers"), "{unknown}");
+    assert!(
+        QueryEngine::open_only(&warehouse, QueryLimits::default(), &["no_such_dataset"])
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
 async fn a_failed_write_leaves_the_previous_version_intact() {
     let dir = tempfile::tempdir().unwrap();
     let warehouse = Warehouse::create(dir.path(), dictionary()).await.unwrap();

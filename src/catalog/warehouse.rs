@@ -465,6 +465,21 @@ impl Warehouse {
             .await
     }
 
+    /// Like [`Warehouse::register_all`], for the datasets `names` only: a
+    /// session that needs two tables does not read the logs of fifteen.
+    pub async fn register_only(
+        &self,
+        ctx: &SessionContext,
+        names: &[&str],
+    ) -> Result<TableVersions, CatalogError> {
+        let specs = names
+            .iter()
+            .map(|name| self.dictionary.require(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.register_specs(ctx, &specs, &Default::default(), TableForm::Delta)
+            .await
+    }
+
     /// Like [`Warehouse::register_all`], with the tables of `as_of` at the
     /// version given instead of the latest.
     pub async fn register_as_of(
@@ -497,22 +512,31 @@ impl Warehouse {
         for name in as_of.keys() {
             self.dictionary.require(name)?;
         }
+        let specs: Vec<&DatasetSpec> = self.dictionary.datasets().iter().collect();
+        self.register_specs(ctx, &specs, as_of, form).await
+    }
+
+    async fn register_specs(
+        &self,
+        ctx: &SessionContext,
+        specs: &[&DatasetSpec],
+        as_of: &std::collections::BTreeMap<String, u64>,
+        form: TableForm,
+    ) -> Result<TableVersions, CatalogError> {
         // The tables are opened side by side: each reads its log, and one
         // after another they took most of a session's opening.
-        let opened = futures::future::try_join_all(self.dictionary.datasets().iter().map(
-            |spec| async move {
-                let table = self.table_as_of(&spec.name, as_of).await?;
-                let version = table.as_ref().and_then(DeltaTable::version);
-                let provider = match form {
-                    TableForm::Delta => delta_provider(ctx, spec, table).await?,
-                    TableForm::SnapshotFiles => {
-                        let table_url = self.table_url(&spec.name)?;
-                        files_provider(spec, table, &table_url)?
-                    }
-                };
-                Ok::<_, CatalogError>((spec, version, provider))
-            },
-        ))
+        let opened = futures::future::try_join_all(specs.iter().map(|&spec| async move {
+            let table = self.table_as_of(&spec.name, as_of).await?;
+            let version = table.as_ref().and_then(DeltaTable::version);
+            let provider = match form {
+                TableForm::Delta => delta_provider(ctx, spec, table).await?,
+                TableForm::SnapshotFiles => {
+                    let table_url = self.table_url(&spec.name)?;
+                    files_provider(spec, table, &table_url)?
+                }
+            };
+            Ok::<_, CatalogError>((spec, version, provider))
+        }))
         .await?;
         let mut versions = TableVersions::new();
         for (spec, version, provider) in opened {

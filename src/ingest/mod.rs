@@ -235,7 +235,8 @@ pub async fn ingest(
         tokio::task::spawn_blocking(move || duplicate_keys_in_batch(&spec, &batches, &file_names))
     };
     let years: BTreeSet<i32> = batches.iter().flat_map(years_of).collect();
-    let engine = QueryEngine::open(warehouse, QueryLimits::default()).await?;
+    let engine =
+        QueryEngine::open_only(warehouse, QueryLimits::default(), &checked_tables(&spec)).await?;
     let ctx = engine.context();
     ctx.register_table(
         INCOMING,
@@ -338,6 +339,21 @@ pub async fn ingest(
         problems,
         notes,
     })
+}
+
+/// The tables the checks against the warehouse read: the dataset itself,
+/// for its keys, and each one its columns refer to.
+fn checked_tables(spec: &DatasetSpec) -> Vec<&str> {
+    let referred = spec
+        .columns
+        .iter()
+        .filter_map(|c| Some(c.references.as_deref()?.split_once('.')?.0));
+    let mut tables: Vec<&str> = std::iter::once(spec.name.as_str())
+        .chain(referred)
+        .collect();
+    tables.sort_unstable();
+    tables.dedup();
+    tables
 }
 
 fn summary(raw: &read::RawFile, file: &str) -> FileSummary {

@@ -190,6 +190,18 @@ impl QueryEngine {
         Ok(engine)
     }
 
+    /// A session with only the datasets `tables` of `warehouse` registered,
+    /// for work that knows which it reads (ingest's checks).
+    pub async fn open_only(
+        warehouse: &Warehouse,
+        limits: QueryLimits,
+        tables: &[&str],
+    ) -> Result<Self, QueryError> {
+        let mut engine = Self::empty(limits)?;
+        engine.versions = warehouse.register_only(&engine.ctx, tables).await?;
+        Ok(engine)
+    }
+
     /// Like [`QueryEngine::open`], with the tables named in `as_of` at the
     /// version given (`osservatorio sql --as-of contracts=3`).
     pub async fn open_as_of(
