@@ -197,7 +197,7 @@ impl CellReader<'_> {
     ) -> Result<(), CellProblem> {
         // The value is built where it is pushed: handed back through memory
         // instead, it was copied out with reads wider than the writes that
-        // made it, which stall, and that cost as much as the rest of the row.
+        // made it, which stall (about 1% of an ingest's time).
         values.push(self.value_of(rules, raw)?);
         Ok(())
     }
