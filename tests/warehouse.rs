@@ -76,10 +76,9 @@ async fn each_write_is_a_new_version_and_old_versions_stay_readable() {
     assert_eq!(files.len(), 2, "version 1 still has its two files");
 }
 
-#[tokio::test]
-async fn a_session_opened_for_some_tables_has_those_and_no_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let warehouse = Warehouse::create(dir.path(), dictionary()).await.unwrap();
+/// A new warehouse in `dir` whose `desks` holds two rows, as version 0.
+async fn with_two_desks(dir: &std::path::Path) -> Warehouse {
+    let warehouse = Warehouse::create(dir, dictionary()).await.unwrap();
     warehouse
         .write(
             "desks",
@@ -88,6 +87,13 @@ async fn a_session_opened_for_some_tables_has_those_and_no_others() {
         )
         .await
         .unwrap();
+    warehouse
+}
+
+#[tokio::test]
+async fn a_session_opened_for_some_tables_has_those_and_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = with_two_desks(dir.path()).await;
     let engine =
         QueryEngine::open_only(&warehouse, QueryLimits::default(), &["desks", "contracts"])
             .await
@@ -113,15 +119,7 @@ async fn a_session_opened_for_some_tables_has_those_and_no_others() {
 #[tokio::test]
 async fn a_failed_write_leaves_the_previous_version_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let warehouse = Warehouse::create(dir.path(), dictionary()).await.unwrap();
-    warehouse
-        .write(
-            "desks",
-            vec![desks(&["D00001", "D00002"])],
-            WriteMode::Replace,
-        )
-        .await
-        .unwrap();
+    let warehouse = with_two_desks(dir.path()).await;
 
     let wrong = RecordBatch::try_new(
         Arc::new(Schema::new(vec![Field::new(
