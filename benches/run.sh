@@ -37,7 +37,8 @@ part generate benches/generate.sh "$scale"
 part indicators benches/indicators.sh --scale "$scale"
 part ingest benches/ingest.sh
 part http benches/http.sh --scale "$scale"
-part charts cargo bench --locked --bench charts
+# The same features as the release binary, so the bench reuses its build.
+part charts cargo bench --locked --features cluster --bench charts
 part report benches/report.sh "$scale"
 part memory benches/memory.sh --scale "$scale"
 
