@@ -3,14 +3,14 @@
 # appends the medians, with the machine's details, to benches/RESULTS.md.
 #
 # Usage: benches/generate.sh [scale ...]      (default: province region national)
-# Needs hyperfine (Debian/Ubuntu: apt-get install hyperfine).
+# Needs hyperfine, installed with apt-get when missing (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scales=("${@:-province region national}")
 read -r -a scales <<<"${scales[*]}"
-command -v hyperfine >/dev/null || { echo "benches/generate.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 # shellcheck source=lib.sh
 source "$PWD/benches/lib.sh"
+need_commands hyperfine
 release_binary "$(pwd)"
 # One line for benches/run.sh's table of ratios, when it asks for it.
 summarise() { [ -z "${BENCH_SUMMARY:-}" ] || printf '%s\t%s\t%s\t%s\n' "$@" >>"$BENCH_SUMMARY"; }

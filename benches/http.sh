@@ -28,18 +28,8 @@ duration=${DURATION:-10s}
 indicator_path='/api/indicators/staff_assistance_person_days?year=2024'
 
 # --- Tools -----------------------------------------------------------------
+need_commands wrk nginx curl
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-[ -x "$nginx_bin" ] || missing+=(nginx)
-command -v curl >/dev/null || missing+=(curl)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  echo "benches/http.sh: installing ${missing[*]} with apt-get" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
-  nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-fi
 
 # --- Binary ----------------------------------------------------------------
 release_binary "$(pwd)"

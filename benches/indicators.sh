@@ -39,17 +39,8 @@ done
 [ "$runs" -gt 0 ] || { echo "benches/indicators.sh: RUNS must be positive" >&2; exit 2; }
 
 # --- Tools -----------------------------------------------------------------
-command -v python3 >/dev/null || { echo "benches/indicators.sh needs python3" >&2; exit 1; }
-if ! command -v hyperfine >/dev/null; then
-  sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  echo "benches/indicators.sh: installing hyperfine with apt-get" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq hyperfine
-fi
-venv=${OSSERVATORIO_NOTEBOOK_VENV:-${CARGO_TARGET_DIR:-$root/target}/notebook-venv}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/notebooks/requirements.txt"
-py=$venv/bin/python
+need_commands hyperfine
+pinned_python "$root"
 
 # --- Binary ----------------------------------------------------------------
 release_binary "$(pwd)"

@@ -15,7 +15,8 @@
 #                      once, in turn (default 5 and 1)
 #   SEED               seed of benches/make_ingest_csv.py (default 1)
 # Needs python3 and hyperfine; hyperfine is installed with apt-get when missing
-# (as root, or through sudo), and the Python duckdb package with pip.
+# (as root, or through sudo), and DuckDB, pinned in notebooks/requirements.txt,
+# with pip into a virtual environment under target/.
 set -euo pipefail
 shopt -s inherit_errexit  # a failing command inside $(...) stops the script too
 cd "$(dirname "$0")/.."
@@ -36,24 +37,12 @@ done
 [ "$rows" -gt 0 ] && [ "$runs" -gt 0 ] || { echo "benches/ingest.sh: ROWS and RUNS must be positive" >&2; exit 2; }
 
 # --- Tools -----------------------------------------------------------------
-command -v python3 >/dev/null || { echo "benches/ingest.sh needs python3" >&2; exit 1; }
-if ! command -v hyperfine >/dev/null; then
-  sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  echo "benches/ingest.sh: installing hyperfine with apt-get" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq hyperfine
-fi
-if ! python3 -c 'import duckdb' 2>/dev/null; then
-  echo "benches/ingest.sh: installing the Python duckdb package with pip" >&2
-  python3 -m pip install --quiet duckdb || {
-    echo "benches/ingest.sh: pip could not install duckdb; install it for $(command -v python3) (e.g. in a virtualenv) and run again" >&2
-    exit 1
-  }
-fi
-
-# --- Binary ----------------------------------------------------------------
 # shellcheck source=lib.sh
 source "$PWD/benches/lib.sh"
+need_commands hyperfine
+pinned_python "$root"
+
+# --- Binary ----------------------------------------------------------------
 release_binary "$(pwd)"
 
 # --- Workspace and cleanup ---------------------------------------------------
@@ -104,8 +93,8 @@ if [ "$after" -ne $((base_workers + rows)) ]; then
   exit 1
 fi
 rm -rf "$wh"
-python3 "$work/duckdb_copy.py"
-parquet_rows=$(python3 -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$parquet')\").fetchall()[0][0])")
+"$py" "$work/duckdb_copy.py"
+parquet_rows=$("$py" -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$parquet')\").fetchall()[0][0])")
 [ "$parquet_rows" -eq "$rows" ] || { echo "benches/ingest.sh: DuckDB wrote $parquet_rows rows, expected $rows" >&2; exit 1; }
 rm -f "$parquet"
 
@@ -124,7 +113,7 @@ duckdb_name="duckdb COPY read_csv → parquet"
 ingest_args=(--prepare "rm -rf $(q "$wh") && cp -r $(q "$base") $(q "$wh")"
   -n "$ingest_name" "$(q "$bin") ingest workers $(q "$csv") --data-dir $(q "$wh")")
 duckdb_args=(--prepare "rm -f $(q "$parquet")"
-  -n "$duckdb_name" "python3 $(q "$work/duckdb_copy.py")")
+  -n "$duckdb_name" "$(q "$py") $(q "$work/duckdb_copy.py")")
 for ((round = 1 - warmup; round <= runs; round++)); do
   if ((round % 2 == 0)); then
     order=("${ingest_args[@]}" "${duckdb_args[@]}")
@@ -160,14 +149,14 @@ commit=$(git -C "$root" rev-parse --short HEAD)
 git -C "$root" diff --quiet HEAD -- 2>/dev/null || commit="$commit, uncommitted changes"
 binary=${bin#"$root"/}
 [ -n "${OSSERVATORIO_BIN:-}" ] && binary="$binary (OSSERVATORIO_BIN, not built by the script)"
-duckdb_version=$(python3 -c 'import duckdb; print(duckdb.__version__)')
+duckdb_version=$("$py" -c 'import duckdb; print(duckdb.__version__)')
 [ -z "${BENCH_SUMMARY:-}" ] || printf '%s\t%s\t%s\t%s\n' "ingest / DuckDB CSV→Parquet (rows/s)" "$ratio×" "≥ 1.0×" "$(awk -v r="$ratio" 'BEGIN {print (r >= 1.0) ? "met" : "NOT met"}')" >>"$BENCH_SUMMARY"
 {
   echo
   echo "## Ingest: validated CSV → Delta vs DuckDB CSV → Parquet – $(date -u +%Y-%m-%dT%H:%MZ) ($commit)"
   echo
   echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-  echo "Tools: $(hyperfine --version), DuckDB $duckdb_version (Python $(python3 -c 'import platform; print(platform.python_version())'))"
+  echo "Tools: $(hyperfine --version), DuckDB $duckdb_version (Python $("$py" -c 'import platform; print(platform.python_version())'))"
   echo "Binary: $binary."
   echo
   echo "$rows rows of \`workers\` ($csv_mb MB of CSV, \`benches/make_ingest_csv.py --seed $seed\`), every"

@@ -31,6 +31,35 @@ median() {
     awk '{v[NR]=$1} END {printf "%.2f\n", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'
 }
 
+# need_commands COMMAND...: installs, with apt-get (as root, or through
+# sudo), the Debian package of each COMMAND (named alike) that is neither
+# on the PATH nor in /usr/sbin, so that a fresh Debian or Ubuntu machine
+# runs every script as it is; elsewhere, install them first.
+need_commands() {
+  local missing=() command
+  for command in "$@"; do
+    command -v "$command" >/dev/null || [ -x "/usr/sbin/$command" ] || missing+=("$command")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  local sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "benches/$(basename "$0"): installing ${missing[*]} with apt-get" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+}
+
+# pinned_python ROOT: sets py to the Python of the virtual environment
+# that holds notebooks/requirements.txt (DuckDB, ADBC, pyarrow, pinned, so
+# that every part and every run measures the same DuckDB), creating it
+# under ROOT's target directory and installing what is missing.
+pinned_python() {
+  command -v python3 >/dev/null || { echo "benches/$(basename "$0") needs python3" >&2; exit 1; }
+  local venv=${OSSERVATORIO_NOTEBOOK_VENV:-${CARGO_TARGET_DIR:-$1/target}/notebook-venv}
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$1/notebooks/requirements.txt"
+  py=$venv/bin/python
+}
+
 # release_binary ROOT: sets bin to $OSSERVATORIO_BIN when given (measuring
 # an existing binary), else builds and uses ROOT's release binary.
 release_binary() {

@@ -23,7 +23,7 @@ parse_scale national "$@"
 memory_limit=${MEMORY_LIMIT:-1GiB}
 rss_goal_mib=${RSS_GOAL_MIB:-1536}
 query_timeout=${QUERY_TIMEOUT:-300s}
-command -v curl >/dev/null || { echo "benches/memory.sh needs curl" >&2; exit 1; }
+need_commands curl
 
 release_binary "$(pwd)"
 

@@ -6,16 +6,16 @@
 #
 # Usage: benches/report.sh [scale]     (default: national)
 # Environment: YEAR (default 2024), RUNS (default 3), OSSERVATORIO_BIN (skip the build).
-# Needs hyperfine (Debian/Ubuntu: apt-get install hyperfine).
+# Needs hyperfine, installed with apt-get when missing (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 scale=${1:-national}
 year=${YEAR:-2024}
 runs=${RUNS:-3}
-command -v hyperfine >/dev/null || { echo "benches/report.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 # shellcheck source=lib.sh
 source "$PWD/benches/lib.sh"
+need_commands hyperfine
 release_binary "$(pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
