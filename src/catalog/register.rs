@@ -46,7 +46,19 @@ pub(super) async fn delta_provider(
             dataset: spec.name.clone(),
             source,
         })?;
-    table.table_provider().await.map_err(register_err)
+    // The provider takes its Parquet settings from the session, as every
+    // other scan does. Without one, deltalake evaluates each filter while
+    // decoding (pushdown), whatever the session says: on the national
+    // suite, with filters that keep a third of the rows scattered across
+    // every page, decoding the other columns through that row selection
+    // took 5–10% longer than filtering whole batches (benches/RESULTS.md,
+    // 2026-12-05). Operators can still turn pushdown on with DataFusion's
+    // DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS.
+    table
+        .table_provider()
+        .with_session(Arc::new(ctx.state()))
+        .await
+        .map_err(register_err)
 }
 
 /// A view over the files of the table's snapshot: one Parquet listing per

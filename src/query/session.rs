@@ -67,6 +67,13 @@ fn usable_memory() -> Option<usize> {
     None
 }
 
+/// Partitions per core of a query computed alone. On two cores, two per
+/// core took the heavy indicators about a fifth less time than one; three
+/// took the national suite a further 4–7% less, in runs paired with two
+/// (benches/RESULTS.md, 2026-12-05), as the shares of the scans' row groups
+/// even out; four was no better than three.
+const PARTITIONS_PER_CORE_ALONE: usize = 3;
+
 /// DataFusion's own variable for the partitions of a plan; when an operator
 /// sets it, every query gets exactly that many.
 const TARGET_PARTITIONS_VARIABLE: &str = "DATAFUSION_EXECUTION_TARGET_PARTITIONS";
@@ -160,13 +167,12 @@ impl SharedResources {
 
 impl QueryEngine {
     /// The session state a query is planned with, once it has its turn. A
-    /// query computed alone, with none waiting, is planned with twice the
-    /// partitions: on two cores the heavy indicators then took about a
-    /// fifth less time, since a partition that finishes early no longer
-    /// leaves its core idle while another works through a larger share.
-    /// With other queries running or about to, the cores are busy anyway,
-    /// and each partition holds batches outside the memory pool, so the
-    /// plan keeps one per core.
+    /// query computed alone, with none waiting, is planned with
+    /// [`PARTITIONS_PER_CORE_ALONE`] partitions per core, so that a
+    /// partition that finishes early no longer leaves its core idle while
+    /// another works through a larger share. With other queries running or
+    /// about to, the cores are busy anyway, and each partition holds
+    /// batches outside the memory pool, so the plan keeps one per core.
     pub(super) fn planning_state(&self) -> SessionState {
         let mut state = self.ctx.state();
         if let Some(wide) = self.partitions_alone {
@@ -318,7 +324,7 @@ impl QueryEngine {
             .build();
         let partitions_alone = std::env::var_os(TARGET_PARTITIONS_VARIABLE)
             .is_none()
-            .then(|| 2 * state.config().target_partitions());
+            .then(|| PARTITIONS_PER_CORE_ALONE * state.config().target_partitions());
         let ctx = SessionContext::new_with_state(state);
         crate::survey::register(&ctx, crate::survey::SurveyOptions::default());
         Ok(Self {
@@ -401,7 +407,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_query_computed_alone_is_planned_with_twice_the_partitions() {
+    fn a_query_computed_alone_is_planned_with_more_partitions() {
         let limits = QueryLimits {
             concurrent_queries: 3,
             ..QueryLimits::default()
@@ -410,7 +416,11 @@ mod tests {
         let usual = engine.ctx.state().config().target_partitions();
         let planned = |engine: &QueryEngine| engine.planning_state().config().target_partitions();
         let fixed_by_operator = std::env::var_os(TARGET_PARTITIONS_VARIABLE).is_some();
-        let alone = if fixed_by_operator { usual } else { 2 * usual };
+        let alone = if fixed_by_operator {
+            usual
+        } else {
+            PARTITIONS_PER_CORE_ALONE * usual
+        };
 
         let own_turn = engine.shared.turns.clone().try_acquire_owned().unwrap();
         assert_eq!(planned(&engine), alone);
