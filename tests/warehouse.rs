@@ -265,3 +265,44 @@ async fn a_key_column_is_written_without_a_dictionary() {
         encodings("desk_kind")
     );
 }
+
+/// The rows a filtered scan of `contracts` dropped while decoding (Parquet
+/// filter pushdown), in a session with DataFusion's `pushdown` setting.
+async fn rows_pruned_while_decoding(pushdown: bool) -> u64 {
+    let warehouse = Warehouse::open(crate::support::province_warehouse(), dictionary())
+        .await
+        .unwrap();
+    let config = datafusion::prelude::SessionConfig::new()
+        .set_bool("datafusion.execution.parquet.pushdown_filters", pushdown);
+    let ctx = datafusion::prelude::SessionContext::new_with_config(config);
+    warehouse.register_all(&ctx).await.unwrap();
+    let batches = ctx
+        .sql("EXPLAIN ANALYZE SELECT count(*) FROM contracts WHERE weekly_hours > 30")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let plan = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    let metric = regex::Regex::new(r"pushdown_rows_pruned=([0-9.]+) ?(K|M)?").unwrap();
+    metric
+        .captures_iter(&plan)
+        .map(|found| {
+            let number: f64 = found[1].parse().unwrap();
+            let scale = match found.get(2).map(|unit| unit.as_str()) {
+                Some("K") => 1e3,
+                Some("M") => 1e6,
+                _ => 1.0,
+            };
+            (number * scale) as u64
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn delta_scans_filter_while_decoding_only_when_the_session_says_so() {
+    assert_eq!(rows_pruned_while_decoding(false).await, 0);
+    assert!(rows_pruned_while_decoding(true).await > 0);
+}

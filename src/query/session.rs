@@ -69,7 +69,7 @@ fn usable_memory() -> Option<usize> {
 
 /// Partitions per core of a query computed alone. On two cores, two per
 /// core took the heavy indicators about a fifth less time than one; three
-/// took the national suite a further 4–7% less, in runs paired with two
+/// took the national suite a further 1–7% less, in runs paired with two
 /// (benches/RESULTS.md, 2026-12-05), as the shares of the scans' row groups
 /// even out; four was no better than three.
 const PARTITIONS_PER_CORE_ALONE: usize = 3;
