@@ -1,13 +1,18 @@
 # Shell functions shared by the benchmark scripts and notebooks/run.sh;
 # source it, don't run it.
 
+# caller_name: the calling script, as `folder/name.sh`, for messages.
+caller_name() {
+  echo "$(basename "$(dirname "$0")")/$(basename "$0")"
+}
+
 # parse_scale DEFAULT [ARG...]: sets scale from `--scale VALUE` or
 # `--scale=VALUE` among ARGs (else DEFAULT); `--help` prints the calling
 # script's header. Any other argument, or a scale other than province,
 # region or national, exits with status 2.
 parse_scale() {
   local me
-  me=benches/$(basename "$0")
+  me=$(caller_name)
   scale=$1
   shift
   while [ $# -gt 0 ]; do
@@ -43,7 +48,7 @@ need_commands() {
   [ ${#missing[@]} -gt 0 ] || return 0
   local sudo=
   [ "$(id -u)" -eq 0 ] || sudo=sudo
-  echo "benches/$(basename "$0"): installing ${missing[*]} with apt-get" >&2
+  echo "$(caller_name): installing ${missing[*]} with apt-get" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 }
@@ -53,7 +58,7 @@ need_commands() {
 # that every part and every run measures the same DuckDB), creating it
 # under ROOT's target directory and installing what is missing.
 pinned_python() {
-  command -v python3 >/dev/null || { echo "benches/$(basename "$0") needs python3" >&2; exit 1; }
+  command -v python3 >/dev/null || { echo "$(caller_name) needs python3" >&2; exit 1; }
   local venv=${OSSERVATORIO_NOTEBOOK_VENV:-${CARGO_TARGET_DIR:-$1/target}/notebook-venv}
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$1/notebooks/requirements.txt"

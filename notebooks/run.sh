@@ -14,18 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
-venv=${OSSERVATORIO_NOTEBOOK_VENV:-$target/notebook-venv}
 only=${1:-}
 
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r notebooks/requirements.txt
+# shellcheck source=../benches/lib.sh
+source "$repo/benches/lib.sh"
+pinned_python "$repo"
 
 cargo build --locked --quiet --features cluster --bin osservatorio
 bin=$target/debug/osservatorio
-# shellcheck source=../benches/lib.sh
-source "$repo/benches/lib.sh"
 
 work=$(mktemp -d)
 server_pid=
@@ -48,7 +44,7 @@ status=0
 for notebook in "$repo"/notebooks/${only}*.ipynb; do
     name=$(basename "$notebook")
     started=$(date +%s)
-    if "$venv/bin/python" - "$notebook" "$work" <<'PY'
+    if "$py" - "$notebook" "$work" <<'PY'
 import sys
 
 import nbformat
