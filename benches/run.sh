@@ -10,7 +10,9 @@
 #
 # Usage: benches/run.sh [--scale province|region|national]   (default national)
 # Environment: RUNS (hyperfine runs of the cold suite and the report,
-# default 3), ROUNDS (warm suite rounds, default 5); the parts' own settings
+# default 3), ROUNDS (warm suite rounds, default 5), INGEST_RUNS (ingest's
+# rounds, default 9: a round takes two seconds, and one ingest varies by up
+# to a tenth from the next on a shared machine); the parts' own settings
 # pass through. Needs what the parts need: hyperfine, wrk, nginx, curl,
 # python3 (they install what is missing where they can).
 set -euo pipefail
@@ -19,7 +21,8 @@ root=$(pwd)
 # shellcheck source=lib.sh
 source "$PWD/benches/lib.sh"
 parse_scale national "$@"
-export RUNS=${RUNS:-3} ROUNDS=${ROUNDS:-5}
+runs=${RUNS:-3}
+export ROUNDS=${ROUNDS:-5}
 
 cargo build --release --locked --features cluster
 export OSSERVATORIO_BIN=$root/target/release/osservatorio
@@ -34,12 +37,12 @@ part() {
   "$@" || failed+=("$name")
 }
 part generate benches/generate.sh "$scale"
-part indicators benches/indicators.sh --scale "$scale"
-part ingest benches/ingest.sh
+RUNS=$runs part indicators benches/indicators.sh --scale "$scale"
+RUNS=${INGEST_RUNS:-9} part ingest benches/ingest.sh
 part http benches/http.sh --scale "$scale"
 # The same features as the release binary, so the bench reuses its build.
 part charts cargo bench --locked --features cluster --bench charts
-part report benches/report.sh "$scale"
+RUNS=$runs part report benches/report.sh "$scale"
 part memory benches/memory.sh --scale "$scale"
 
 commit=$(git rev-parse --short HEAD)
