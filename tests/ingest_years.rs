@@ -172,6 +172,8 @@ async fn a_key_repeated_in_an_earlier_year_is_reported_on_its_later_line() {
             (WORKERS[0], "2019-06-06"),
             (WORKERS[2], "2019-01-01"),
             (WORKERS[2], "2024-01-01"),
+            // A third time, in a year between the other two.
+            (WORKERS[0], "2021-07-07"),
         ],
     );
     let report = load(&warehouse, file, true).await;
@@ -188,6 +190,7 @@ async fn a_key_repeated_in_an_earlier_year_is_reported_on_its_later_line() {
         [
             (4, "the same key as repeated_keys.csv:2"),
             (6, "the same key as repeated_keys.csv:5"),
+            (7, "the same key as repeated_keys.csv:2"),
         ]
     );
     assert!(
