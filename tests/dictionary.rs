@@ -141,15 +141,39 @@ async fn warehouse_schemas_match_the_dictionary() {
 
 /// Every file is zstd and has a year partition; statistics are kept where a
 /// range can skip rows, and left out on pseudonyms (spread evenly by the
-/// key's hash) and on free text.
+/// key's hash), on codes of a short list and on free text.
 #[tokio::test]
 async fn files_are_zstd_parquet_with_statistics_where_a_range_can_skip_rows() {
     let warehouse = Warehouse::open(province_warehouse(), dictionary())
         .await
         .unwrap();
     for (dataset, files, without_statistics) in [
-        ("contracts", 10, &["worker_id", "household_id"][..]),
-        ("workers", 10, &["worker_id", "skills"][..]),
+        (
+            "contracts",
+            10,
+            &[
+                "worker_id",
+                "household_id",
+                "job_type",
+                "ccnl_level",
+                "pay_unit",
+                "end_reason",
+            ][..],
+        ),
+        (
+            "workers",
+            10,
+            &[
+                "worker_id",
+                "skills",
+                "sex",
+                "citizenship_group",
+                "origin_area",
+                "job_type",
+                "italian_level",
+                "status",
+            ][..],
+        ),
     ] {
         let table = warehouse.table(dataset).await.unwrap().unwrap();
         let uris: Vec<String> = table.get_file_uris().unwrap().collect();
