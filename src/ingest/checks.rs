@@ -101,6 +101,8 @@ pub(super) fn duplicate_keys_in_batch(
                 let (keys, hashes, hasher) = (&keys, &hashes, &hasher);
                 let (position, key_at) = (&position, &key_at);
                 scope.spawn(move || {
+                    // Room for a share a little above the even one, so
+                    // that an uneven share does not grow the table midway.
                     let mut earliest: HashTable<u64> =
                         HashTable::with_capacity(rows / threads + rows / 64 + 16);
                     let mut repeats = Vec::new();
